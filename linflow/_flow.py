@@ -1,0 +1,228 @@
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._results import RESULTS
+from ._saveat import SaveAt
+from ._solution import FlowSolution
+from ._solver import Auto, SolverChoice
+from ._stop import Converged
+from ._system import AbstractFlowSystem, GradientFlowSystem
+from .models._base import AbstractModel
+from .problems import AbstractProblem
+
+
+_DIVERGENCE_FACTOR = 1e12
+
+
+def _validate(model, problem, stop):
+    if not isinstance(model, AbstractModel):
+        raise TypeError(f"`model` must be a linflow model (AbstractModel), got {type(model)}.")
+    if not isinstance(problem, AbstractProblem):
+        raise TypeError(
+            f"`problem` must be a linflow problem (AbstractProblem), got {type(problem)}."
+        )
+    pred = eqx.filter_eval_shape(model.predictor)
+    problem.check_predictor(pred, "model")
+    if stop is not None and not isinstance(stop, Converged):
+        raise TypeError(f"`stop` must be a `linflow.Converged` or None, got {type(stop)}.")
+    leaves = [x for x in jax.tree.leaves(eqx.filter((model, problem), eqx.is_array))]
+    for leaf in leaves:
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and jnp.finfo(leaf.dtype).bits < 64:
+            rtol = stop.rtol if stop is not None else Converged().rtol
+            if rtol < 1e-6:
+                raise TypeError(
+                    f"`model`/`problem` hold {leaf.dtype} arrays but the stop tolerance "
+                    f"rtol={rtol:g} needs float64. Call "
+                    "`jax.config.update('jax_enable_x64', True)` before creating arrays, or "
+                    "pass `stop=linflow.Converged(rtol=1e-5)`."
+                )
+    for leaf in jax.tree.leaves(eqx.filter(model, eqx.is_array)):
+        if not isinstance(leaf, jax.core.Tracer) and not bool(np.all(np.isfinite(leaf))):
+            raise ValueError("`model` has non-finite parameters (NaN or inf).")
+
+
+def flow(
+    model: AbstractModel,
+    problem: AbstractProblem,
+    *,
+    saveat: SaveAt | None = None,
+    stop: Converged | None = None,
+    solver: "diffrax.AbstractSolver | SolverChoice | None" = None,
+    t1: float = jnp.inf,
+    max_steps: int = 100_000,
+    throw: bool = True,
+    form: str = "auto",
+    adjoint: diffrax.AbstractAdjoint | None = None,
+) -> FlowSolution:
+    r"""Integrate the exact gradient flow $\dot\theta = -\nabla_\theta L(\theta)$ to a steady state.
+
+    The flow runs from $t = 0$ to `t1` (default $\infty$) and stops when `stop` holds
+    (default `linflow.Converged()`: relative excess loss $\le 10^{-10}$). It reports why it
+    stopped in `FlowSolution.result`.
+
+    Works under `jax.jit`, `eqx.filter_vmap` (over a batch of models or problems; pass
+    `throw=False` there and read `result`), and `jax.grad` (through
+    `diffrax.RecursiveCheckpointAdjoint` by default). A batched flow runs until its slowest
+    member stops.
+
+    **Arguments:**
+
+    - `model`: the initial model $\theta(0)$.
+    - `problem`: the data and loss, e.g. `linflow.Regression(X, y)`.
+    - `saveat`: which times to save (default `linflow.SaveAt()`: 64 log-spaced times).
+    - `stop`: the steady-state criterion (default `linflow.Converged()` when `t1` is infinite).
+    - `solver`: a diffrax solver, a `linflow.SolverChoice`, or `None` for `linflow.Auto()`,
+      which picks the solver and tolerances from the state size (see the docs' *Solvers* page).
+    - `t1`: final time; `inf` integrates to the steady state.
+    - `max_steps`: solver step budget; hitting it is reported as `max_steps_reached`.
+    - `throw`: raise if the run did not end at a steady state (or at a finite `t1`).
+    - `form`: `"auto"` (use an exact reduced form when the model has one), `"full"` or
+      `"reduced"`.
+    - `adjoint`: a diffrax adjoint (default `diffrax.RecursiveCheckpointAdjoint()`).
+
+    **Returns:** a `linflow.FlowSolution`.
+    """
+    _validate(model, problem, stop)
+    if saveat is None:
+        saveat = SaveAt()
+    if stop is None and not np.isfinite(t1):
+        stop = Converged()
+    if not (float(t1) > 0):
+        raise ValueError(f"`t1` must be > 0, got {t1}.")
+    if max_steps is None or int(max_steps) < 1:
+        raise ValueError(f"`max_steps` must be a positive integer, got {max_steps}.")
+    system = _select_system(model, problem, form)
+    if solver is None:
+        solver = Auto()
+    if isinstance(solver, diffrax.AbstractSolver):
+        solver = SolverChoice(solver)
+    if isinstance(solver, Auto):
+        solver = solver.choose(system, problem)
+    if not isinstance(solver, SolverChoice):
+        raise TypeError(
+            "`solver` must be a diffrax solver, a `linflow.SolverChoice`, or None, "
+            f"got {type(solver)}."
+        )
+    return _integrate(system, problem, saveat, stop, solver, t1, max_steps, throw, adjoint)
+
+
+def _select_system(model, problem, form) -> AbstractFlowSystem:
+    if form not in ("auto", "full", "reduced"):
+        raise ValueError(f"`form` must be 'auto', 'full' or 'reduced', got {form!r}.")
+    if form == "full":
+        return GradientFlowSystem(model)
+    from ._reduced import reduced_system
+
+    reduced = reduced_system(model, problem)
+    if reduced is None:
+        if form == "reduced":
+            raise ValueError(
+                f"`form='reduced'`: no exact reduced form is known for {type(model).__name__} "
+                f"on {type(problem).__name__}."
+            )
+        return GradientFlowSystem(model)
+    return reduced
+
+
+def _integrate(system, problem, saveat, stop, choice, t1, max_steps, throw, adjoint):
+    y0 = system.initial_state()
+    dtype = jnp.result_type(*[x.dtype for x in jax.tree.leaves(eqx.filter(y0, eqx.is_array))])
+    ts = saveat.times(problem.time_scale(), dtype)
+    if np.isfinite(t1):
+        ts = jnp.minimum(ts, t1)
+    ref = problem.reference_loss()
+
+    def excess(y):
+        return problem.relative_excess(system.to_model(y).predictor())
+
+    def converged_fn(t, y, args, **kwargs):
+        del t, args, kwargs
+        done = excess(y) <= stop.rtol
+        if stop.gtol is not None:
+            model = system.to_model(y)
+            g = system.vector_field(0.0, y, problem)
+            gnorm = _tree_norm(g)
+            pnorm = _tree_norm(eqx.filter(model, eqx.is_array))
+            done = done | (gnorm * pnorm <= stop.gtol * 2 * ref)
+        return done
+
+    def diverged_fn(t, y, args, **kwargs):
+        del t, args, kwargs
+        loss = problem.loss(system.to_model(y).predictor())
+        return ~jnp.isfinite(loss) | (loss > _DIVERGENCE_FACTOR * jnp.maximum(ref, 1.0))
+
+    conds = [diverged_fn] if stop is None else [converged_fn, diverged_fn]
+    event = diffrax.Event(cond_fn=conds)
+    dsaveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)])
+    term = diffrax.ODETerm(system.vector_field)
+    sol = diffrax.diffeqsolve(
+        term,
+        choice.solver,
+        t0=0.0,
+        t1=t1,
+        dt0=choice.dt0(problem),
+        y0=y0,
+        args=problem,
+        saveat=dsaveat,
+        stepsize_controller=choice.stepsize_controller,
+        event=event,
+        max_steps=max_steps,
+        throw=False,
+        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+    )
+    ys_ts, ys_final = sol.ys
+    t_final = sol.ts[1][0]
+    final_y = jax.tree.map(lambda x: x[0], ys_final)
+    result = RESULTS.promote(sol.result)
+    if stop is None:
+        diverged = sol.event_mask[0]
+        converged = jnp.asarray(False)
+    else:
+        converged, diverged = sol.event_mask
+    is_event = result == RESULTS.event_occurred
+    result = RESULTS.where(is_event & converged, RESULTS.converged, result)
+    result = RESULTS.where(is_event & diverged & ~converged, RESULTS.diverged, result)
+    if stop is not None and np.isfinite(t1):
+        # Reaching a finite t1 before the stop is a legitimate end, reported as `successful`.
+        pass
+    elif stop is not None:
+        result = RESULTS.where(result == RESULTS.successful, RESULTS.not_converged, result)
+
+    # Saves requested after a steady state hold that steady state; after a failure, inf.
+    after = ts > t_final
+    fill = after & (result == RESULTS.converged)
+
+    def _fill(x, xf):
+        mask = fill.reshape((-1,) + (1,) * (x.ndim - 1))
+        return jnp.where(mask, xf[None], x)
+
+    ys_ts = jax.tree.map(_fill, ys_ts, final_y)
+    models = jax.vmap(system.to_model)(ys_ts)
+    final = system.to_model(final_y)
+    losses = jax.vmap(lambda m: problem.loss(m.predictor()))(models)
+    residual = problem.relative_excess(final.predictor())
+    if throw:
+        bad = (result != RESULTS.converged) & (result != RESULTS.successful)
+        final = result.error_if(final, bad)
+    stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+    stats["max_steps"] = jnp.asarray(max_steps)
+    return FlowSolution(
+        ts=ts,
+        models=models,
+        losses=losses,
+        final=final,
+        t_final=t_final,
+        residual=residual,
+        result=result,
+        stats=stats,
+        solver=choice.name,
+        form=system.name,
+    )
+
+
+def _tree_norm(tree):
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+    return jnp.sqrt(sum(jnp.sum(x**2) for x in leaves))

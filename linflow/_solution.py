@@ -1,0 +1,65 @@
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from ._results import RESULTS
+from .models._base import AbstractModel
+
+
+class FlowSolution(eqx.Module):
+    """The record of a run of `linflow.flow` (or of `linflow.gd`, which returns the same
+    record so that the two compare directly).
+
+    **Fields:**
+
+    - `ts`: save times, shape `(T,)`. For `gd`, `ts = k * learning_rate`.
+    - `models`: the model at each saved time (each array field gains a leading axis `T`).
+    - `losses`: the training loss at each saved time, shape `(T,)`.
+    - `final`: the model at the end of the run (the steady state when `result` is
+      `RESULTS.converged`).
+    - `t_final`: the time at which the run ended.
+    - `residual`: the problem's relative excess loss at `final` (the accuracy achieved).
+    - `result`: a `linflow.RESULTS` saying why the run ended.
+    - `stats`: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `max_steps`.
+    - `solver`: the name of the solver used (the automatic choice is recorded here).
+    - `form`: which state was integrated: `"full"` (the parameters) or a reduced exact form.
+    """
+
+    ts: Float[Array, " times"]
+    models: AbstractModel
+    losses: Float[Array, " times"]
+    final: AbstractModel
+    t_final: Float[Array, ""]
+    residual: Float[Array, ""]
+    result: RESULTS
+    stats: dict[str, Int[Array, ""]]
+    solver: str = eqx.field(static=True, default="")
+    form: str = eqx.field(static=True, default="full")
+
+    @property
+    def converged(self) -> Bool[Array, ""]:
+        """`True` where the steady-state stop held."""
+        return self.result == RESULTS.converged
+
+    @property
+    def predictors(self) -> Float[Array, "times ..."]:
+        """The effective linear map at each saved time, shape `(T, *predictor_shape)`."""
+        return jax.vmap(lambda m: m.predictor())(self.models)
+
+    @property
+    def conserved(self) -> dict[str, Array]:
+        """The model's conserved quantities at each saved time (leading axis `T`)."""
+        return jax.vmap(lambda m: m.conserved())(self.models)
+
+    def conserved_drift(self) -> dict[str, Float[Array, ""]]:
+        r"""$\max_t \|c(t) - c(0)\|_\infty / \max(\|c(0)\|_\infty, \text{tiny})$ for each conserved
+        quantity $c$, over the saved times (entries after a failure are ignored)."""
+        out = {}
+        finite_t = jnp.isfinite(self.losses)
+        for name, c in self.conserved.items():
+            c0 = c[0]
+            dev = jnp.abs(c - c0).reshape(c.shape[0], -1).max(axis=1)
+            dev = jnp.where(finite_t, dev, 0.0).max()
+            out[name] = dev / jnp.maximum(jnp.abs(c0).max(), jnp.finfo(c.dtype).tiny)
+        return out

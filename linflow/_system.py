@@ -1,0 +1,58 @@
+"""The state that the flow engine integrates, and how it maps back to the user's model.
+
+The default is the model itself with $\\dot\\theta = -\\nabla_\\theta L(\\theta)$. Exact
+reduced forms (smaller states with the same trajectory) subclass `AbstractFlowSystem`.
+"""
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import PyTree
+
+from .models._base import AbstractModel
+from .problems import AbstractProblem
+
+
+class AbstractFlowSystem(eqx.Module):
+    """An ODE $\\dot y = f(t, y)$ whose solution maps onto the gradient flow of a model."""
+
+    name: eqx.AbstractClassVar[str]
+
+    @abc.abstractmethod
+    def initial_state(self) -> PyTree:
+        """$y(0)$."""
+
+    @abc.abstractmethod
+    def vector_field(self, t, y, problem: AbstractProblem) -> PyTree:
+        """$f(t, y)$, with the problem passed as the ODE's `args`."""
+
+    @abc.abstractmethod
+    def to_model(self, y) -> AbstractModel:
+        """The model whose parameters correspond to the state `y`."""
+
+    def state_size(self) -> int:
+        return sum(x.size for x in jax.tree.leaves(eqx.filter(self.initial_state(), eqx.is_array)))
+
+
+def gradient_field(model: AbstractModel, problem: AbstractProblem) -> AbstractModel:
+    """$-\\nabla_\\theta L(\\theta)$ as a model-shaped pytree."""
+    grads = eqx.filter_grad(lambda m: problem.loss(m.predictor()))(model)
+    return jax.tree.map(jnp.negative, grads)
+
+
+class GradientFlowSystem(AbstractFlowSystem):
+    """The full form: the state is the model's parameters."""
+
+    model: AbstractModel
+    name = "full"
+
+    def initial_state(self):
+        return self.model
+
+    def vector_field(self, t, y, problem):
+        return gradient_field(y, problem)
+
+    def to_model(self, y):
+        return y

@@ -1,0 +1,1 @@
+"""Analytic limits and closed forms: pure functions, each citing the result it implements."""

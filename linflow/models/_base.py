@@ -1,0 +1,21 @@
+import abc
+
+import equinox as eqx
+from jaxtyping import Array, Float
+
+
+class AbstractModel(eqx.Module):
+    """A parametrisation of a linear predictor.
+
+    The model's array fields are its trainable parameters (the state of the gradient flow);
+    configuration such as depth lives in static fields. Subclasses implement `predictor()`
+    and may list the quantities the gradient flow conserves in `conserved()`.
+    """
+
+    @abc.abstractmethod
+    def predictor(self) -> Float[Array, "..."]:
+        """The effective linear map (a vector $\\beta$ or a matrix $\\Theta$)."""
+
+    def conserved(self) -> dict[str, Array]:
+        """Quantities that are constant along the gradient flow of any loss of the predictor."""
+        return {}
