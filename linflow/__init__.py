@@ -11,8 +11,11 @@ from ._solver import Auto as Auto, SolverChoice as SolverChoice
 from ._stop import Converged as Converged
 from .models import (
     AbstractModel as AbstractModel,
+    DeepLinear as DeepLinear,
     DiagonalNet as DiagonalNet,
     HadamardNet as HadamardNet,
+    Symmetric as Symmetric,
+    TwoLayer as TwoLayer,
 )
 from .problems import (
     AbstractProblem as AbstractProblem,

@@ -62,15 +62,21 @@ class Auto(eqx.Module):
         size = system.state_size()
         if system.name != "full":
             return SolverChoice(
-                diffrax.Tsit5(), rtol=1e-12, atol=1e-14,
+                diffrax.Tsit5(),
+                rtol=1e-12,
+                atol=1e-14,
                 reason=f"exact reduced form ({system.name}, {size} states): not stiff",
             )
         if size <= self.implicit_max_size:
             return SolverChoice(
-                diffrax.Kvaerno5(), rtol=1e-10, atol=1e-12,
+                diffrax.Kvaerno5(),
+                rtol=1e-10,
+                atol=1e-12,
                 reason=f"full form with {size} <= {self.implicit_max_size} states: implicit",
             )
         return SolverChoice(
-            diffrax.Dopri8(), rtol=1e-10, atol=1e-12,
+            diffrax.Dopri8(),
+            rtol=1e-10,
+            atol=1e-12,
             reason=f"full form with {size} > {self.implicit_max_size} states: explicit",
         )

@@ -23,7 +23,7 @@ def _scale(d: int, alpha, w0, name: str = "w0"):
 
 
 class DiagonalNet(AbstractModel):
-    r"""A depth-$D$ diagonal network $\beta = w_+^D - w_-^D$ (Woodworth et al. 2020, eq. (3), Sec. 5).
+    r"""A depth-$D$ diagonal network $\beta = w_+^D - w_-^D$ (Woodworth et al. 2020, Sec. 4-5).
 
     The gradient flow of any loss of $\beta$ conserves, coordinate-wise,
     $w_+ w_-$ for $D = 2$ and $w_+^{2-D} + w_-^{2-D}$ for $D \ge 3$ (both follow from

@@ -1,0 +1,11 @@
+"""Problems: data together with a loss on the effective linear predictor.
+
+A problem sees only the model's predictor (a vector $\beta$ or a matrix $\Theta$); the
+parametrisation is the model's business. This keeps every model usable with every problem
+whose predictor shape matches.
+"""
+
+from ._base import AbstractProblem as AbstractProblem
+from .classification import Classification as Classification
+from .generators import sparse_regression as sparse_regression
+from .regression import Regression as Regression
