@@ -4,6 +4,7 @@ import importlib.metadata
 
 from . import limits as limits, losses as losses, problems as problems
 from ._flow import flow as flow
+from ._gd import gd as gd
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
 from ._solution import FlowSolution as FlowSolution

@@ -106,7 +106,14 @@ def flow(
             "`solver` must be a diffrax solver, a `linflow.SolverChoice`, or None, "
             f"got {type(solver)}."
         )
-    return _integrate(system, problem, saveat, stop, solver, t1, max_steps, throw, adjoint)
+    y0 = system.initial_state()
+    dtype = jnp.result_type(*[x.dtype for x in jax.tree.leaves(eqx.filter(y0, eqx.is_array))])
+    ts = saveat.times(problem.time_scale(), dtype)
+    if adjoint is None:
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
+    return _integrate(
+        system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint
+    )
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
@@ -127,10 +134,11 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
     return reduced
 
 
-def _integrate(system, problem, saveat, stop, choice, t1, max_steps, throw, adjoint):
+@eqx.filter_jit
+def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint):
+    # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
+    # scales or initialisations reuse it.
     y0 = system.initial_state()
-    dtype = jnp.result_type(*[x.dtype for x in jax.tree.leaves(eqx.filter(y0, eqx.is_array))])
-    ts = saveat.times(problem.time_scale(), dtype)
     if np.isfinite(t1):
         ts = jnp.minimum(ts, t1)
     ref = problem.reference_loss()
@@ -171,7 +179,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, throw, adjo
         event=event,
         max_steps=max_steps,
         throw=False,
-        adjoint=diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint,
+        adjoint=adjoint,
     )
     ys_ts, ys_final = sol.ys
     t_final = sol.ts[1][0]

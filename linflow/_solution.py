@@ -59,7 +59,7 @@ class FlowSolution(eqx.Module):
         finite_t = jnp.isfinite(self.losses)
         for name, c in self.conserved.items():
             c0 = c[0]
-            dev = jnp.abs(c - c0).reshape(c.shape[0], -1).max(axis=1)
+            dev = jnp.abs(c - c0[None]).reshape(c.shape[0], -1).max(axis=1)
             dev = jnp.where(finite_t, dev, 0.0).max()
             out[name] = dev / jnp.maximum(jnp.abs(c0).max(), jnp.finfo(c.dtype).tiny)
         return out

@@ -88,8 +88,8 @@ class DiagonalNet(AbstractModel):
 class HadamardNet(AbstractModel):
     r"""The two-factor parametrisation $\beta = u \odot v$ (Woodworth et al. 2020, Sec. 4).
 
-    With $u = w_+ + w_-$, $v = w_+ - w_-$ it equals the depth-2 `DiagonalNet` up to a factor 2
-    of time: $u\odot v = w_+^2 - w_-^2$. The flow conserves $u^2 - v^2$ coordinate-wise.
+    With $u = w_+ + w_-$, $v = w_+ - w_-$ it is the depth-2 `DiagonalNet` run at half speed
+    ($u\odot v = w_+^2 - w_-^2$). The flow conserves $u^2 - v^2$ coordinate-wise.
     """
 
     u: Float[Array, " d"]
@@ -104,13 +104,13 @@ class HadamardNet(AbstractModel):
 
     @classmethod
     def unbiased(cls, d: int, alpha, w0=None) -> "HadamardNet":
-        r"""$u = \sqrt2\,\alpha w_0$, $v = 0$: the image of `DiagonalNet.unbiased` (depth 2)
-        under $u = w_+ + w_-$, $v = w_+ - w_-$ scaled by $1/\sqrt2$ so that $\beta$'s flow
-        is the same as the diagonal net's up to the time change $t \mapsto 2t$."""
+        r"""$u = 2\alpha w_0$, $v = 0$: the image of `DiagonalNet.unbiased` (depth 2) under
+        $u = w_+ + w_-$, $v = w_+ - w_-$. Then $u\odot v = w_+^2 - w_-^2$ and the Hadamard flow
+        is the diagonal net's flow at half speed: $\beta_{u\odot v}(2t) = \beta_D(t)$."""
         if d < 1:
             raise ValueError(f"`d` must be >= 1, got {d}.")
         w = _scale(d, alpha, w0)
-        return cls(jnp.sqrt(2.0) * w, jnp.zeros_like(w))
+        return cls(2.0 * w, jnp.zeros_like(w))
 
     def predictor(self) -> Float[Array, " d"]:
         return self.u * self.v

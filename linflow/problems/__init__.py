@@ -1,4 +1,4 @@
-"""Problems: data together with a loss on the effective linear predictor.
+r"""Problems: data together with a loss on the effective linear predictor.
 
 A problem sees only the model's predictor (a vector $\beta$ or a matrix $\Theta$); the
 parametrisation is the model's business. This keeps every model usable with every problem

@@ -69,7 +69,7 @@ class Regression(AbstractProblem):
         return num / jnp.where(den > 0, den, 1.0)
 
     def time_scale(self):
-        """$1/\|X\|_F^2$, a lower bound on the fastest time scale of $\dot\beta = -X^\top r$."""
+        r"""$1/\|X\|_F^2$, a lower bound on the fastest time scale of $\dot\beta = -X^\top r$."""
         return 1.0 / jnp.sum(self.X**2).clip(min=1e-300)
 
 

@@ -1,0 +1,238 @@
+"""The exact flow of diagonal networks against truths independent of the engine."""
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import scipy.optimize
+
+import linflow as lf
+
+
+def _problem(key, n=10, d=25, sparsity=3):
+    prob, _ = lf.sparse_regression(key, n, d, sparsity)
+    return prob
+
+
+def _stationarity_gap(X, beta, alpha, depth):
+    """Distance of grad Q(beta) from range(X^T), relative to its size.
+
+    Woodworth et al. 2020, Thm 1 (D = 2) and Thm 3 (D >= 3): the flow's limit satisfies
+    grad Q(beta) = X^T nu. We compute grad Q coordinate-wise with scipy, independently of
+    linflow: for D = 2 it is arcsinh(beta / (2 alpha^2)); for D >= 3 it is the s solving
+    (a - s)^(-p) - (a + s)^(-p) = beta with a = alpha^(2-D), p = D/(D-2).
+    """
+    beta = np.asarray(beta)
+    if depth == 2:
+        g = np.arcsinh(beta / (2 * alpha**2))
+    else:
+        a, p = alpha ** (2 - depth), depth / (depth - 2)
+
+        def solve(b):
+            f = lambda s: (a - s) ** (-p) - (a + s) ** (-p) - b
+            lo, hi = -a * (1 - 1e-15), a * (1 - 1e-15)
+            return scipy.optimize.brentq(f, lo, hi, xtol=1e-300, rtol=1e-15, maxiter=500)
+
+        g = np.array([solve(b) for b in beta])
+    Xn = np.asarray(X)
+    coef, *_ = np.linalg.lstsq(Xn.T, g, rcond=None)
+    return np.linalg.norm(Xn.T @ coef - g) / np.linalg.norm(g)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("alpha", [1e-2, 0.1, 1.0, 10.0])
+def test_diagonal_flow_limit_satisfies_hypentropy_kkt(getkey, depth, alpha):
+    prob = _problem(getkey())
+    sol = lf.flow(lf.DiagonalNet.unbiased(25, alpha, depth), prob)
+    beta = sol.final.predictor()
+    assert sol.result == lf.RESULTS.converged
+    # Feasibility: relative residual below the stop tolerance (1e-10).
+    res = np.linalg.norm(prob.X @ beta - prob.Y) / np.linalg.norm(prob.Y)
+    assert res <= 1e-10
+    # Stationarity of Q^D_alpha. The gap is set by the residual the flow has left
+    # (1e-10) times the conditioning of X; 1e-8 leaves a 100x margin.
+    assert _stationarity_gap(prob.X, beta, alpha, depth) <= 1e-8
+
+
+def _min_l1(X, y):
+    n, d = X.shape
+    res = scipy.optimize.linprog(
+        np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs"
+    )
+    return res.x[:d] - res.x[d:]
+
+
+def test_small_alpha_tends_to_min_l1_and_large_alpha_to_min_l2(getkey):
+    prob = _problem(getkey(), n=10, d=25, sparsity=2)
+    X, y = np.asarray(prob.X), np.asarray(prob.Y)
+    b_l1, b_l2 = _min_l1(X, y), np.linalg.pinv(X) @ y
+    err_l1 = []
+    for alpha in [1e-2, 1e-4, 1e-6]:
+        beta = lf.flow(lf.DiagonalNet.unbiased(25, alpha), prob).final.predictor()
+        err_l1.append(np.linalg.norm(beta - b_l1) / np.linalg.norm(b_l1))
+    # Woodworth Thm 2: the distance to min-l1 decays like 1/log(1/alpha).
+    assert err_l1[0] > err_l1[1] > err_l1[2]
+    assert err_l1[2] < 0.15
+    err_l2 = []
+    for alpha in [1.0, 10.0, 100.0]:
+        beta = lf.flow(lf.DiagonalNet.unbiased(25, alpha), prob).final.predictor()
+        err_l2.append(np.linalg.norm(beta - b_l2) / np.linalg.norm(b_l2))
+    # At large alpha the limit is min-l2 up to O(1/alpha^2) (Taylor expansion of Q_alpha).
+    assert err_l2[0] > err_l2[1] > err_l2[2]
+    assert err_l2[2] < 1e-3
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_conserved_quantities_along_the_flow(getkey, depth):
+    prob = _problem(getkey())
+    model = lf.DiagonalNet(
+        0.3 + jr.uniform(getkey(), (25,)), 0.3 + jr.uniform(getkey(), (25,)), depth
+    )
+    for form in ["full", "reduced"]:
+        sol = lf.flow(model, prob, form=form)
+        drift = sol.conserved_drift()
+        assert len(drift) == 1
+        assert max(float(v) for v in drift.values()) <= 1e-9
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda k: lf.DiagonalNet.unbiased(25, 0.1, 2),
+        lambda k: lf.DiagonalNet.unbiased(25, 0.5, 3),
+        lambda k: lf.DiagonalNet(jr.normal(k, (25,)), jr.normal(jr.fold_in(k, 1), (25,)), 2),
+        lambda k: lf.DiagonalNet(
+            0.2 + jr.uniform(k, (25,)), 0.2 + jr.uniform(jr.fold_in(k, 1), (25,)), 3
+        ),
+        lambda k: lf.HadamardNet(jr.normal(k, (25,)), jr.normal(jr.fold_in(k, 1), (25,))),
+    ],
+)
+def test_reduced_and_full_forms_agree_along_the_trajectory(getkey, make):
+    prob = _problem(getkey())
+    model = make(getkey())
+    saveat = lf.SaveAt(ts=jnp.geomspace(1e-3, 20.0, 25))
+    # Trajectory comparisons need tight tolerances in both forms (the default tolerances
+    # target the limit, which the reduced form gets exactly from any point on its path).
+    tight = lf.SolverChoice(diffrax.Dopri8(), rtol=1e-13, atol=1e-15)
+    kw = dict(saveat=saveat, stop=None, t1=20.0, solver=tight)
+    full = lf.flow(model, prob, form="full", **kw)
+    red = lf.flow(model, prob, form="reduced", **kw)
+    assert full.form == "full" and red.form == "reduced"
+    a, b = full.predictors, red.predictors
+    scale = jnp.linalg.norm(a, axis=1)
+    assert float(jnp.max(jnp.linalg.norm(a - b, axis=1) / scale)) <= 1e-9
+
+
+def test_hadamard_is_the_diagonal_net_at_half_speed(getkey):
+    prob = _problem(getkey())
+    ts = jnp.geomspace(1e-2, 20.0, 12)
+    tight = lf.SolverChoice(diffrax.Dopri8(), rtol=1e-13, atol=1e-15)
+    diag = lf.flow(
+        lf.DiagonalNet.unbiased(25, 0.3), prob, saveat=lf.SaveAt(ts=ts), t1=20.0, solver=tight
+    )
+    had = lf.flow(
+        lf.HadamardNet.unbiased(25, 0.3),
+        prob,
+        saveat=lf.SaveAt(ts=2 * ts),
+        t1=40.0,
+        solver=tight,
+    )
+    np.testing.assert_allclose(had.predictors, diag.predictors, atol=1e-9, rtol=1e-8)
+
+
+def test_vmapped_flow_equals_per_init_flows(getkey):
+    prob = _problem(getkey(), n=8, d=12)
+    alphas = jnp.geomspace(0.05, 5.0, 256)
+    models = eqx.filter_vmap(lambda a: lf.DiagonalNet.unbiased(12, a))(alphas)
+
+    @eqx.filter_jit
+    def one(m):
+        sol = lf.flow(m, prob, throw=False, saveat=lf.SaveAt(num=4))
+        return sol.final.predictor(), sol.result
+
+    batched, results = eqx.filter_vmap(one)(models)
+    assert bool(jnp.all(results == lf.RESULTS.converged))
+    for i in [0, 77, 255]:
+        single, _ = one(lf.DiagonalNet.unbiased(12, alphas[i]))
+        # Batched and single solves take different step sequences (the batch runs until
+        # its slowest member), so they agree to the stop tolerance, not bitwise.
+        np.testing.assert_allclose(batched[i], single, rtol=1e-8, atol=1e-9)
+
+
+def test_gd_tends_to_the_flow_linearly_in_the_step_size(getkey):
+    prob = _problem(getkey())
+    model = lf.DiagonalNet.unbiased(25, 0.5)
+    T = 1.0
+    ts = jnp.linspace(0.0, T, 11)
+    exact = lf.flow(model, prob, saveat=lf.SaveAt(ts=ts), t1=T, stop=None).predictors
+    errs = []
+    etas = [2e-3, 1e-3, 5e-4]
+    for eta in etas:
+        k = int(round(T / eta))
+        sol = lf.gd(model, prob, eta, steps=k, save_steps=np.arange(0, k + 1, k // 10))
+        np.testing.assert_allclose(sol.ts, ts, rtol=1e-12)
+        errs.append(float(jnp.max(jnp.abs(sol.predictors - exact))))
+    slope = np.polyfit(np.log(etas), np.log(errs), 1)[0]
+    # Forward Euler is first order: the error ratio per halving is 2 (slope 1).
+    assert abs(slope - 1.0) < 0.1
+
+
+def test_gd_runs_with_any_optax_optimiser(getkey):
+    import optax
+
+    prob = _problem(getkey())
+    sol = lf.gd(
+        lf.DiagonalNet.unbiased(25, 0.5),
+        prob,
+        steps=3000,
+        optimiser=optax.adam(1e-2),
+        stop=lf.Converged(rtol=1e-6),
+    )
+    assert sol.result == lf.RESULTS.converged
+    assert float(sol.residual) <= 1e-6
+
+
+def test_max_steps_is_reported_and_raises(getkey):
+    prob = _problem(getkey())
+    model = lf.DiagonalNet.unbiased(25, 1e-3)
+    sol = lf.flow(model, prob, max_steps=5, throw=False)
+    assert sol.result == lf.RESULTS.max_steps_reached
+    assert not bool(sol.converged)
+    with pytest.raises(Exception, match="maximum number of solver steps"):
+        lf.flow(model, prob, max_steps=5)
+
+
+def test_divergence_is_reported(getkey):
+    # Gradient ascent in disguise: a huge step of plain GD diverges; the record says so.
+    prob = _problem(getkey())
+    sol = lf.gd(lf.DiagonalNet.unbiased(25, 3.0), prob, 1.0, steps=200, throw=False)
+    assert sol.result == lf.RESULTS.diverged
+    with pytest.raises(Exception, match="diverged"):
+        lf.gd(lf.DiagonalNet.unbiased(25, 3.0), prob, 1.0, steps=200)
+
+
+def test_explicit_solver_choice_is_recorded(getkey):
+    prob = _problem(getkey())
+    model = lf.DiagonalNet.unbiased(25, 0.1)
+    sol = lf.flow(model, prob, solver=diffrax.Dopri8(), form="full")
+    assert sol.solver == "Dopri8"
+    assert sol.result == lf.RESULTS.converged
+    auto = lf.flow(model, prob)
+    assert auto.form == "reduced" and auto.solver == "Kvaerno5"
+
+
+def test_flow_under_jit_and_grad(getkey):
+    prob = _problem(getkey())
+
+    @jax.jit
+    def limit(alpha):
+        return lf.flow(lf.DiagonalNet.unbiased(25, alpha), prob).final.predictor()
+
+    a = 0.5
+    g = jax.jacrev(limit)(a)
+    h = 1e-5
+    fd = (limit(a + h) - limit(a - h)) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-6)
