@@ -42,7 +42,7 @@ def main():
         wall = time.perf_counter() - t
         err = float(jnp.linalg.norm(sol.final.predictor() - limit) / jnp.linalg.norm(limit))
         print(
-            f"alpha={alpha:g}: flow stopped at t={float(sol.t_final):.3g} ({sol.result}, "
+            f"alpha={alpha:g}: flow stopped at t={float(sol.t_final):.3g} ({sol.status}, "
             f"{int(sol.stats['num_steps'])} steps, {wall:.2f} s incl. compilation); "
             f"|beta_flow - beta_Q| / |beta_Q| = {err:.1e}"
         )

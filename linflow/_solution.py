@@ -43,6 +43,16 @@ class FlowSolution(eqx.Module):
         return self.result == RESULTS.converged
 
     @property
+    def status(self) -> str:
+        """The name of `result` (e.g. `"converged"`, `"max_steps_reached"`), for printing.
+        Only for an unbatched, concrete solution."""
+        value = int(self.result._value)
+        for name, item in RESULTS._name_to_item.items():
+            if int(item._value) == value:
+                return name
+        return "unknown"  # pragma: no cover
+
+    @property
     def predictors(self) -> Float[Array, "times ..."]:
         """The effective linear map at each saved time, shape `(T, *predictor_shape)`."""
         return jax.vmap(lambda m: m.predictor())(self.models)
