@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from . import limits as limits, losses as losses, problems as problems
+from ._adjoint import ImplicitAdjoint as ImplicitAdjoint
 from ._flow import flow as flow
 from ._gd import gd as gd
 from ._results import RESULTS as RESULTS

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._results import RESULTS
 from ._saveat import SaveAt
 from ._solution import FlowSolution
@@ -111,6 +112,16 @@ def flow(
     ts = saveat.times(problem.time_scale(), dtype)
     if adjoint is None:
         adjoint = diffrax.RecursiveCheckpointAdjoint()
+    if isinstance(adjoint, ImplicitAdjoint):
+        if system.name == "full":
+            raise ValueError(
+                "`adjoint=ImplicitAdjoint()` needs an isolated steady state, which only exact "
+                f"reduced forms have; {type(model).__name__} on {type(problem).__name__} "
+                "flows in its full form (a manifold of minimisers). Use the default adjoint."
+            )
+        if stop is None:
+            raise ValueError("`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
+                             "`t1=inf` (the default) or a `stop`.")
     return _integrate(
         system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint
     )
@@ -138,6 +149,12 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
 def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint):
     # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
     # scales or initialisations reuse it.
+    implicit = isinstance(adjoint, ImplicitAdjoint)
+    adjoint_cfg = adjoint
+    if implicit:
+        diff_args = (system, problem)
+        system, problem = jax.lax.stop_gradient((system, problem))
+        adjoint = diffrax.RecursiveCheckpointAdjoint()
     y0 = system.initial_state()
     if np.isfinite(t1):
         ts = jnp.minimum(ts, t1)
@@ -208,7 +225,14 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         return jnp.where(mask, xf[None], x)
 
     ys_ts = jax.tree.map(_fill, ys_ts, final_y)
+    ok = (result == RESULTS.converged) | (result == RESULTS.successful)
     models = jax.vmap(system.to_model)(ys_ts)
+    if implicit:
+        system, problem = diff_args
+        final_y, root_ok = refine_steady_state(system, problem, final_y, adjoint_cfg)
+        ok = ok & root_ok
+    # A gradient through a run that did not end well is NaN, never silently wrong.
+    final_y = poison_tangent(final_y, ok)
     final = system.to_model(final_y)
     losses = jax.vmap(lambda m: problem.loss(m.predictor()))(models)
     residual = problem.relative_excess(final.predictor())
