@@ -25,7 +25,7 @@ def _check_xy(X, y, y_name="y", y_ndim=(1, 2)):
 
 
 def min_l2(
-    X: Float[ArrayLike, "n d"], y: Float[ArrayLike, " n"] | Float[ArrayLike, "n m"]
+    X: Float[ArrayLike, "n d"], y: Float[ArrayLike, "..."]
 ) -> Float[Array, " d"] | Float[Array, "d m"]:
     r"""The minimum-$\ell_2$-norm least-squares solution $\beta^\star_{\ell_2} = X^+ y$.
 
@@ -60,9 +60,9 @@ def _polish_equality(X, y, beta, support):
 
 def min_l1(
     X: Float[ArrayLike, "n d"],
-    y: Float[ArrayLike, " n"],
+    y: Float[ArrayLike, "..."],
     *,
-    weights: Float[ArrayLike, " d"] | None = None,
+    weights: Float[ArrayLike, " _d"] | None = None,
 ) -> Float[Array, " d"]:
     r"""Basis pursuit: $\beta^\star_{\ell_1} = \arg\min \sum_i w_i|\beta_i|$ s.t. $X\beta = y$.
 
@@ -129,7 +129,7 @@ def _check_labels(X, labels):
 
 
 def max_margin(
-    X: Float[ArrayLike, "n d"], labels: Float[ArrayLike, " n"], norm: str = "l2"
+    X: Float[ArrayLike, "n d"], labels: Float[ArrayLike, "..."], norm: str = "l2"
 ) -> Float[Array, " d"]:
     r"""The hard-margin direction $\hat w = w^\star/\|w^\star\|$, $w^\star = \arg\min \|w\|$
     s.t. $y_i\langle x_i, w\rangle \ge 1$ for all $i$.
