@@ -332,7 +332,7 @@ def hypentropy_minimiser(
             ok=jnp.array(True),
         )
         return (beta, info) if return_info else beta
-    beta, info = _minimise(X, y, alpha, w0, depth, rtol)
+    beta, info = _minimise(X, y, alpha, w0, depth, jnp.asarray(rtol, X.dtype))
     if throw:
         beta = eqx.error_if(
             beta,
