@@ -51,10 +51,10 @@ def main():
     args = parser.parse_args()
     if args.quick:
         sizes = [(10, 100), (100, 1_000)]
-        alphas, depths, lp_max = [1e-6, 1e-2, 1.0, 100.0], [2, 3], 1_000
+        alphas, depths, lp_max = [1e-6, 1e-2, 1.0], [2, 3], 1_000
     else:
         sizes = [(10, 100), (100, 1_000), (300, 3_000), (1_000, 10_000)]
-        alphas, depths, lp_max = [1e-8, 1e-4, 1e-2, 1.0, 1e2, 1e4], [2, 3, 5], 3_000
+        alphas, depths, lp_max = [1e-8, 1e-2, 1.0, 1e4], [2, 3, 5], 3_000
     out = ROOT / "quick" if args.quick else ROOT
     out.mkdir(parents=True, exist_ok=True)
 
