@@ -270,6 +270,13 @@ def test_minimiser_raises_when_accuracy_unreachable():
         hypentropy_minimiser(X, y, 0.1, depth=3, rtol=1e-30)
 
 
+def test_inconsistent_system_raises_instead_of_returning_garbage():
+    # X beta = y has no solution: the dual is unbounded, Newton cannot reach a small residual.
+    X = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0]])
+    with pytest.raises(eqx.EquinoxRuntimeError, match="rtol"):
+        hypentropy_minimiser(X, np.array([1.0, 0.0]), 1)
+
+
 def test_zero_targets_give_zero():
     X, _ = _data(13)
     np.testing.assert_array_equal(hypentropy_minimiser(X, np.zeros(10), 0.1), 0.0)

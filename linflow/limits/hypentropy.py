@@ -50,7 +50,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._checks import as_float_array, check_finite, check_positive, is_concrete
 
@@ -186,7 +186,7 @@ def _grad_q(beta, alpha, depth, w0):
 
 def hypentropy(
     beta: Float[ArrayLike, " _d"],
-    alpha: float | Float[ArrayLike, ""],
+    alpha: float | Real[ArrayLike, ""],
     depth: int = 2,
     w0: Float[ArrayLike, " _d"] | None = None,
 ) -> Float[Array, ""]:
@@ -237,7 +237,7 @@ def hypentropy_kkt_residual(
     X: Float[ArrayLike, "n d"],
     y: Float[ArrayLike, "..."],
     beta: Float[ArrayLike, " _d"],
-    alpha: float | Float[ArrayLike, ""],
+    alpha: float | Real[ArrayLike, ""],
     depth: int = 2,
     w0: Float[ArrayLike, " _d"] | None = None,
 ) -> Float[Array, ""]:
@@ -280,7 +280,7 @@ def _kkt(X, y, beta, alpha, w0, depth):
 def hypentropy_minimiser(
     X: Float[ArrayLike, "n d"],
     y: Float[ArrayLike, "..."],
-    alpha: float | Float[ArrayLike, ""],
+    alpha: float | Real[ArrayLike, ""],
     *,
     depth: int = 2,
     w0: Float[ArrayLike, " _d"] | None = None,
