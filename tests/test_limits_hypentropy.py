@@ -327,9 +327,7 @@ def test_non_integer_depth_is_a_type_error():
         1e-2,
         0.1,
         1.0,
-        pytest.param(
-            10.0, marks=pytest.mark.xfail(reason="flow stalls above its stop at alpha=10")
-        ),
+        10.0,
     ],
 )
 def test_diagonal_flow_reaches_hypentropy_minimiser(depth, alpha):
