@@ -25,7 +25,7 @@ $w_{0,i}^{2-D} h_D^{-1}(\beta_i/c_i^D)$ for $D\ge3$: both equal $s_i$ above.)
 $F(\nu) = \sum_i \psi_i((X^\top\nu)_i) - y^\top\nu$ with $\psi_i = \varphi_i^*$
 ($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton method (Armijo backtracking on $F$,
 or on $\|\nabla F\|$ once $F$ is flat to rounding), continued in $\alpha$ from the kernel regime
-down to the requested $\alpha$ (a fixed number of stages, so it is `jit`/`vmap`-able). All
+down to the requested $\alpha$ (at most 16 stages, so it is `jit`/`vmap`-able). All
 exponentials are evaluated in log space ($\log c_i^2 + |s_i|$), so nothing overflows for
 $\alpha \in [10^{-8}, 10^4]$.
 
@@ -294,8 +294,9 @@ def hypentropy_minimiser(
 
     Solved on the dual: $\beta = \beta(X^\top\nu)$ (the flow's closed-form path) with $\nu$
     minimising $F(\nu) = \sum_i\psi_i((X^\top\nu)_i) - y^\top\nu$ by damped Newton in log space,
-    continued in $\alpha$ from the kernel regime (16 stages, at most 60 Newton steps each, each
-    step one $N\times N$ Cholesky solve of $X\operatorname{diag}(\psi'')X^\top$: $O(N^2 d)$).
+    continued in $\alpha$ from the kernel regime (one stage per factor 10 of $\alpha$, at most
+    16 stages of at most 60 Newton steps; each step one $N\times N$ Cholesky solve of
+    $X\operatorname{diag}(\psi'')X^\top$: $O(N^2 d)$).
     `jit`- and `vmap`-able (e.g. over `alpha`; pass `throw=False` under `vmap`).
 
     **Arguments:**
