@@ -6,6 +6,7 @@ eagerly with SciPy (HiGHS) and then *polish* on the active set so that the const
 rounding error, not to the LP tolerance.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
@@ -25,14 +26,17 @@ def _check_xy(X, y, y_name="y", y_ndim=(1, 2)):
 
 
 def min_l2(
-    X: Float[ArrayLike, "n d"], y: Float[ArrayLike, " n"] | Float[ArrayLike, "n m"]
+    X: Float[ArrayLike, "n d"], y: Float[ArrayLike, "..."]
 ) -> Float[Array, " d"] | Float[Array, "d m"]:
     r"""The minimum-$\ell_2$-norm least-squares solution $\beta^\star_{\ell_2} = X^+ y$.
 
     When $Xβ = y$ is solvable this is $\arg\min \|\beta\|_2$ s.t. $X\beta = y$, the
     $\alpha\to\infty$ (kernel-regime) limit of diagonal networks (Woodworth et al. 2020, Thm 1
     and Thm 3). Computed with an SVD-based least-squares solve (`jnp.linalg.lstsq`), never by
-    forming $(XX^\top)^{-1}$, so it is accurate for ill-conditioned $X$ and rank-deficient $X$.
+    forming $(XX^\top)^{-1}$: a Householder QR of $X^\top$ (or of $X$ when $n > d$),
+    $O(\min(n,d)^2\max(n,d))$, with an SVD least-squares fallback (`jnp.linalg.lstsq`) when
+    $R$ reveals a rank deficiency. (An SVD of a $1000\times10^4$ matrix took over 100 s on a
+    2-core CPU where the QR takes about a second.)
 
     **Arguments:**
 
@@ -44,8 +48,23 @@ def min_l2(
     $X^+ y$, shape `(d,)` or `(d, m)`.
     """
     X, y = _check_xy(X, y)
-    beta, *_ = jnp.linalg.lstsq(X, y)
-    return beta
+    return _min_norm(X, y)
+
+
+@jax.jit
+def _min_norm(X, y):
+    n, d = X.shape
+    wide = n <= d
+    Q, R = jnp.linalg.qr(X.T if wide else X)
+    diag = jnp.abs(jnp.diagonal(R))
+    full_rank = jnp.min(diag) > max(n, d) * jnp.finfo(X.dtype).eps * jnp.max(diag)
+
+    def by_qr():
+        if wide:  # X = R^T Q^T: beta = Q R^{-T} y is the min-norm interpolant.
+            return Q @ jax.scipy.linalg.solve_triangular(R.T, y, lower=True)
+        return jax.scipy.linalg.solve_triangular(R, Q.T @ y, lower=False)
+
+    return jax.lax.cond(full_rank, by_qr, lambda: jnp.linalg.lstsq(X, y)[0])
 
 
 def _polish_equality(X, y, beta, support):
@@ -60,9 +79,9 @@ def _polish_equality(X, y, beta, support):
 
 def min_l1(
     X: Float[ArrayLike, "n d"],
-    y: Float[ArrayLike, " n"],
+    y: Float[ArrayLike, "..."],
     *,
-    weights: Float[ArrayLike, " d"] | None = None,
+    weights: Float[ArrayLike, " _d"] | None = None,
 ) -> Float[Array, " d"]:
     r"""Basis pursuit: $\beta^\star_{\ell_1} = \arg\min \sum_i w_i|\beta_i|$ s.t. $X\beta = y$.
 
@@ -129,7 +148,7 @@ def _check_labels(X, labels):
 
 
 def max_margin(
-    X: Float[ArrayLike, "n d"], labels: Float[ArrayLike, " n"], norm: str = "l2"
+    X: Float[ArrayLike, "n d"], labels: Float[ArrayLike, "..."], norm: str = "l2"
 ) -> Float[Array, " d"]:
     r"""The hard-margin direction $\hat w = w^\star/\|w^\star\|$, $w^\star = \arg\min \|w\|$
     s.t. $y_i\langle x_i, w\rangle \ge 1$ for all $i$.

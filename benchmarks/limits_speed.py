@@ -1,0 +1,151 @@
+"""Speed and accuracy of `linflow.limits.hypentropy_minimiser` against (N, d), alpha and depth.
+
+For each size: the min-l2 solve (one SVD-based least squares, the natural unit of cost), the
+basis-pursuit LP (`min_l1`, HiGHS) and the hypentropy minimiser at several alpha (compile time
+and the best of 3 timed calls after compilation), with its Newton step count, relative residual
+and error estimate. Prints the minimiser / min-l2 time ratio measured in the same run.
+Writes JSON + PNG to benchmarks/results/ (--quick: benchmarks/results/quick/).
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+jax.config.update("jax_enable_x64", True)
+
+import linflow as lf  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parent / "results"
+
+
+def _best_of(fn, repeat):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t)
+    return out, best
+
+
+def _problem(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) / np.sqrt(n)
+    beta = np.zeros(d)
+    k = max(1, n // 10)
+    beta[rng.choice(d, k, replace=False)] = rng.standard_normal(k)
+    return jnp.asarray(X), jnp.asarray(X @ beta)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 60 s)")
+    args = parser.parse_args()
+    if args.quick:
+        sizes = [(10, 100), (100, 1_000)]
+        alphas, depths, lp_max = [1e-6, 1e-2, 1.0], [2, 3], 1_000
+    else:
+        sizes = [(10, 100), (100, 1_000), (300, 3_000), (1_000, 10_000)]
+        alphas, depths, lp_max = [1e-8, 1e-2, 1.0, 1e4], [2, 3, 5], 3_000
+    out = ROOT / "quick" if args.quick else ROOT
+    out.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    for n, d in sizes:
+        X, y = _problem(n, d)
+        _, t_l2 = _best_of(lambda: lf.limits.min_l2(X, y), 1)  # includes compile once
+        _, t_l2 = _best_of(lambda: lf.limits.min_l2(X, y), 3)
+        t_l1 = None
+        if d <= lp_max:
+            _, t_l1 = _best_of(lambda: lf.limits.min_l1(X, y), 1)
+        print(
+            f"N={n:5d} d={d:6d}  min_l2 {t_l2:8.4f}s"
+            + (f"  min_l1 (LP) {t_l1:8.3f}s" if t_l1 else "")
+        )
+        for depth in depths:
+            solve = lambda a: lf.limits.hypentropy_minimiser(
+                X, y, a, depth=depth, throw=False, return_info=True
+            )
+            t0 = time.perf_counter()
+            jax.block_until_ready(solve(alphas[0]))
+            t_compile = time.perf_counter() - t0
+            for alpha in alphas:
+                (beta, info), t = _best_of(lambda: solve(alpha), 1 if n >= 1000 else 3)
+                row = dict(
+                    n=n,
+                    d=d,
+                    depth=depth,
+                    alpha=alpha,
+                    seconds=t,
+                    compile_and_first_call_s=t_compile,
+                    min_l2_s=t_l2,
+                    min_l1_s=t_l1,
+                    ratio_to_min_l2=t / t_l2,
+                    newton_steps=int(info["newton_steps"]),
+                    residual=float(info["residual"]),
+                    error_estimate=float(info["error_estimate"]),
+                    support_solution=bool(info["support_solution"]),
+                    ok=bool(info["ok"]),
+                )
+                rows.append(row)
+                print(
+                    f"  D={depth} alpha={alpha:<7g} {t:8.4f}s ({t / t_l2:6.1f}x min_l2)"
+                    f"  steps={row['newton_steps']:4d}  resid={row['residual']:.1e}"
+                    f"  est={row['error_estimate']:.1e}  support={row['support_solution']}"
+                    f"  ok={row['ok']}"
+                )
+
+    payload = dict(
+        benchmark="limits_speed",
+        quick=args.quick,
+        machine=dict(
+            platform=platform.platform(),
+            cpu_count=os.cpu_count(),
+            jax_backend=jax.default_backend(),
+            jax_version=jax.__version__,
+            date=time.strftime("%Y-%m-%d"),
+        ),
+        rows=rows,
+    )
+    (out / "limits_speed.json").write_text(json.dumps(payload, indent=2))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(depths), figsize=(4.5 * len(depths), 3.6), sharey=True)
+    for ax, depth in zip(np.atleast_1d(axes), depths):
+        for alpha in alphas:
+            sub = [r for r in rows if r["depth"] == depth and r["alpha"] == alpha]
+            ax.loglog(
+                [r["n"] * r["n"] * r["d"] for r in sub],
+                [r["seconds"] for r in sub],
+                "o-",
+                label=f"alpha={alpha:g}",
+            )
+        l2 = [r for r in rows if r["depth"] == depth and r["alpha"] == alphas[0]]
+        ax.loglog(
+            [r["n"] * r["n"] * r["d"] for r in l2],
+            [r["min_l2_s"] for r in l2],
+            "k--",
+            label="min_l2 (lstsq)",
+        )
+        ax.set_title(f"hypentropy_minimiser, depth {depth}")
+        ax.set_xlabel("N^2 d")
+    np.atleast_1d(axes)[0].set_ylabel("wall time after compilation (s)")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.savefig(out / "limits_speed.png", dpi=120, bbox_inches="tight")
+    print(f"wrote {out / 'limits_speed'}.json and .png")
+
+
+if __name__ == "__main__":
+    main()

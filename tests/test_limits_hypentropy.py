@@ -1,0 +1,352 @@
+"""Tests of `linflow.limits.hypentropy*` against truths from outside the solver: quadrature of
+the paper's definition, KKT conditions checked with NumPy/SciPy, a generic constrained solver,
+a 60-digit reference, LP limits, Woodworth et al. Thm 2, and the exact gradient flow."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.optimize
+from _hp_reference import hypentropy_minimiser_decimal
+
+import linflow
+from linflow.limits import (
+    hypentropy,
+    hypentropy_kkt_residual,
+    hypentropy_minimiser,
+    min_l1,
+    min_l2,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Independent NumPy/SciPy versions of the paper's definitions (Woodworth et al. 2020)
+
+
+def _h_np(z, D):
+    # (1-z)^-p - (1+z)^-p = (1+z)^-p expm1(2p atanh z): no cancellation for tiny |z|.
+    p = D / (D - 2)
+    return (1 + z) ** -p * np.expm1(2 * p * np.arctanh(z))
+
+
+def _h_inv_np(u, D):
+    """h_D^{-1} by brentq (only for moderate |u|, where float64 resolves 1 - |z|)."""
+    if u == 0:
+        return 0.0
+    return scipy.optimize.brentq(
+        lambda z: _h_np(z, D) - u, -1 + 1e-15, 1 - 1e-15, xtol=1e-300, maxiter=1000
+    )
+
+
+def _grad_q_np(beta, alpha, D, w0):
+    c = alpha * w0
+    if D == 2:
+        return np.arcsinh(beta / (2 * c**2))
+    return w0 ** (2 - D) * np.array([_h_inv_np(b / ci**D, D) for b, ci in zip(beta, c)])
+
+
+def _q_quad(u, D):
+    """q_D(u) = int_0^u h_D^{-1} (Thm 3) or int_0^u arcsinh(t/2) dt (= q of Thm 1)."""
+    if D == 2:
+        f = lambda t: np.arcsinh(t / 2)
+    else:
+        f = lambda t: _h_inv_np(t, D)
+    return scipy.integrate.quad(f, 0, u, epsabs=0, epsrel=1e-13, limit=200)[0]
+
+
+def _q_np_value(beta, alpha, D, w0):
+    c = alpha * w0
+    return sum(alpha**D * wi**2 * _q_quad(b / ci**D, D) for b, ci, wi in zip(beta, c, w0))
+
+
+def _data(seed, n=10, d=25, sparse=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if sparse:
+        b = np.zeros(d)
+        b[[1, 4, 7]] = [1.0, -0.7, 0.4]
+        y = X @ b
+    else:
+        y = rng.standard_normal(n)
+    return X, y
+
+
+# ---------------------------------------------------------------------------------------------
+# The potential
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 2.0])
+def test_hypentropy_matches_quadrature_of_definition(depth, alpha):
+    rng = np.random.default_rng(depth)
+    beta = rng.standard_normal(5) * 2
+    w0 = rng.uniform(0.5, 2.0, 5)
+    expected = _q_np_value(beta, alpha, depth, w0)
+    # quad at epsrel 1e-13 and brentq at full precision: agreement to ~1e-11 is expected.
+    np.testing.assert_allclose(float(hypentropy(beta, alpha, depth, w0)), expected, rtol=1e-10)
+
+
+def test_hypentropy_depth2_is_paper_closed_form():
+    beta = np.array([-3.0, -1e-3, 0.0, 0.5, 40.0])
+    for alpha in [1e-3, 0.5, 7.0]:
+        z = beta / alpha**2
+        q = 2 - np.sqrt(4 + z**2) + z * np.arcsinh(z / 2)  # Woodworth et al. Thm 1
+        np.testing.assert_allclose(float(hypentropy(beta, alpha)), alpha**2 * q.sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_hypentropy_gradient_is_inverse_link(depth):
+    # dQ/dbeta_i must equal the dual coordinate s_i of the flow's path (module normalisation).
+    rng = np.random.default_rng(0)
+    beta = rng.standard_normal(6)
+    w0 = rng.uniform(0.5, 2.0, 6)
+    g = jax.grad(lambda b: hypentropy(b, 0.7, depth, w0))(jnp.asarray(beta))
+    np.testing.assert_allclose(g, _grad_q_np(beta, 0.7, depth, w0), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_hypentropy_is_finite_over_alpha_range(depth):
+    beta = jnp.array([-5.0, 0.0, 1e-6, 2.0])
+    for alpha in [1e-8, 1e-4, 1.0, 1e4]:
+        val = hypentropy(beta, alpha, depth)
+        assert np.isfinite(float(val)) and float(val) > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The minimiser: KKT, a generic solver, a 60-digit reference
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+@pytest.mark.parametrize("alpha", [0.1, 1.0, 10.0])
+def test_minimiser_satisfies_kkt_checked_with_numpy(depth, alpha):
+    X, y = _data(1)
+    w0 = np.random.default_rng(2).uniform(0.5, 2.0, X.shape[1])
+    beta = np.asarray(hypentropy_minimiser(X, y, alpha, depth=depth, w0=w0))
+    assert np.linalg.norm(X @ beta - y) <= 1e-12 * np.linalg.norm(y)
+    g = _grad_q_np(beta, alpha, depth, w0)
+    nu, *_ = np.linalg.lstsq(X.T, g, rcond=None)
+    # Stationarity: grad Q in range(X^T). brentq + lstsq are accurate to ~1e-13 here.
+    assert np.linalg.norm(g - X.T @ nu) <= 1e-10 * np.linalg.norm(g)
+    assert float(hypentropy_kkt_residual(X, y, beta, alpha, depth, w0)) <= 1e-10
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_minimiser_agrees_with_slsqp(depth):
+    X, y = _data(3, n=6, d=12)
+    alpha = 0.5
+    w0 = np.ones(12)
+    obj = lambda b: _q_np_value(b, alpha, depth, w0)
+    jac = lambda b: _grad_q_np(b, alpha, depth, w0)
+    x0 = np.asarray(min_l2(X, y))
+    res = scipy.optimize.minimize(
+        obj,
+        x0,
+        jac=jac,
+        constraints=[{"type": "eq", "fun": lambda b: X @ b - y, "jac": lambda b: X}],
+        method="SLSQP",
+        options={"ftol": 1e-15, "maxiter": 500},
+    )
+    assert res.success
+    beta = np.asarray(hypentropy_minimiser(X, y, alpha, depth=depth))
+    # SLSQP stops at ftol on the objective, so its argmin is good to ~sqrt(1e-15) ~ 1e-7.
+    np.testing.assert_allclose(beta, res.x, rtol=0, atol=1e-6 * np.abs(res.x).max())
+    assert obj(beta) <= res.fun * (1 + 1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "depth, alpha",
+    [(3, 1e-5), (4, 1e-3), (5, 1e-2), (5, 1e-6)],
+)
+def test_minimiser_matches_60_digit_reference_at_small_alpha(depth, alpha):
+    # The hardest regime: gaps 1 - |z_i| below float64 resolution (e.g. ~1e-20 at D=5, 1e-6).
+    X, y = _data(4, n=6, d=12, sparse=True)
+    ref = np.array(hypentropy_minimiser_decimal(X, y, alpha, depth))
+    beta, info = hypentropy_minimiser(X, y, alpha, depth=depth, return_info=True)
+    err = np.linalg.norm(np.asarray(beta) - ref) / np.linalg.norm(ref)
+    assert err <= 1e-12
+    # The reported estimate must not understate the true error by more than a small factor.
+    assert err <= 10 * float(info["error_estimate"]) + 1e-15
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits alpha -> 0 (min l1, LP) and alpha -> infinity (min l2)
+
+
+@pytest.mark.parametrize("depth", [3, 4])
+def test_small_alpha_tends_to_min_l1_at_rate_alpha_to_the_depth(depth):
+    # Off the l1 support beta_i = c^D h_D(z_i) with |z_i| < 1 fixed, so the distance to the LP
+    # solution is O(alpha^D): the log-log slope between two small alphas must be ~D.
+    X, y = _data(5, sparse=True)
+    b1 = np.asarray(min_l1(X, y))
+    alphas = np.array([1e-3, 1e-2]) if depth == 3 else np.array([3e-3, 3e-2])
+    dist = [
+        np.linalg.norm(np.asarray(hypentropy_minimiser(X, y, a, depth=depth)) - b1) for a in alphas
+    ]
+    slope = np.diff(np.log(dist)) / np.diff(np.log(alphas))
+    np.testing.assert_allclose(slope, depth, atol=0.2)
+    assert dist[0] <= 1e-5 * np.linalg.norm(b1)
+
+
+def test_small_alpha_with_shape_tends_to_weighted_min_l1():
+    # Depth D >= 3 with shape w0: |z_i| = w0_i^{D-2}|s_i| <= 1, so the limit is the weighted
+    # basis pursuit min sum w0_i^{2-D} |beta_i| (derived in the module doc).
+    X, y = _data(6, sparse=True)
+    w0 = np.random.default_rng(7).uniform(0.5, 2.0, X.shape[1])
+    beta = np.asarray(hypentropy_minimiser(X, y, 1e-5, depth=3, w0=w0))
+    bw = np.asarray(min_l1(X, y, weights=1 / w0))
+    np.testing.assert_allclose(beta, bw, atol=1e-9 * np.abs(bw).max())
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_large_alpha_tends_to_min_l2_at_rate_alpha_to_minus_2d(depth):
+    # grad Q = h^{-1}(beta / c^D) = beta / (2 p c^D) (1 + O((beta/c^D)^2)): relative distance to
+    # the min-l2 solution is O(alpha^{-2D}).
+    X, y = _data(8)
+    b2 = np.asarray(min_l2(X, y))
+    alphas = np.array([10.0, 30.0]) if depth == 2 else np.array([5.0, 15.0])
+    dist = [
+        np.linalg.norm(np.asarray(hypentropy_minimiser(X, y, a, depth=depth)) - b2) for a in alphas
+    ]
+    slope = np.diff(np.log(dist)) / np.diff(np.log(alphas))
+    np.testing.assert_allclose(slope, -2 * depth, atol=0.2)
+
+
+@pytest.mark.parametrize("eps", [0.5, 1.0, 2.0])
+def test_woodworth_theorem_2_bounds(eps):
+    # Woodworth et al. 2020, Thm 2 (depth 2, w0 = 1), both directions.
+    X, y = _data(9, sparse=True)
+    b1, b2 = np.asarray(min_l1(X, y)), np.asarray(min_l2(X, y))
+    n1, n2 = np.abs(b1).sum(), np.linalg.norm(b2)
+    a_small = min((2 * (1 + eps) * n1) ** (-(2 + eps) / (2 * eps)), np.exp(-25 / (eps * n1)))
+    a_small = max(a_small, 1e-8)  # the bound is sufficient; smaller alpha only helps
+    beta = np.asarray(hypentropy_minimiser(X, y, a_small))
+    assert np.abs(beta).sum() <= (1 + eps) * n1
+    a_large = np.sqrt(2 * (1 + eps) * (1 + 2 / eps) * n2)
+    beta = np.asarray(hypentropy_minimiser(X, y, a_large))
+    assert np.sum(beta**2) <= (1 + eps) * n2**2
+
+
+# ---------------------------------------------------------------------------------------------
+# Robustness, jit and vmap
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_minimiser_finite_and_accurate_for_alpha_1e_minus_8_to_1e4(depth):
+    X, y = _data(10, sparse=True)
+    for alpha in np.logspace(-8, 4, 7):
+        beta, info = hypentropy_minimiser(X, y, alpha, depth=depth, return_info=True)
+        assert np.all(np.isfinite(beta)) and bool(info["ok"])
+        # The brief's target: relative residual and estimated relative error <= 1e-10.
+        assert np.linalg.norm(X @ np.asarray(beta) - y) <= 1e-10 * np.linalg.norm(y)
+        assert float(info["error_estimate"]) <= 1e-10
+
+
+def test_minimiser_vmaps_over_alpha():
+    X, y = _data(10, sparse=True)
+    alphas = jnp.logspace(-8, 4, 5)
+    solve = lambda a: hypentropy_minimiser(X, y, a, depth=3, throw=False, return_info=True)
+    betas, info = jax.vmap(solve)(alphas)
+    assert np.all(info["ok"])
+    for a, b in zip(alphas, betas):
+        eager = hypentropy_minimiser(X, y, a, depth=3)
+        np.testing.assert_allclose(b, eager, rtol=0, atol=1e-12 * np.abs(eager).max())
+
+
+def test_minimiser_is_jittable():
+    X, y = _data(11)
+    f = jax.jit(lambda a: hypentropy_minimiser(X, y, a, depth=3))
+    np.testing.assert_allclose(f(0.2), hypentropy_minimiser(X, y, 0.2, depth=3), rtol=1e-12)
+    assert f._cache_size() == 1
+    f(0.3)
+    assert f._cache_size() == 1  # a new alpha does not recompile
+
+
+def test_minimiser_raises_when_accuracy_unreachable():
+    X, y = _data(12)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="rtol"):
+        hypentropy_minimiser(X, y, 0.1, depth=3, rtol=1e-30)
+
+
+def test_inconsistent_system_raises_instead_of_returning_garbage():
+    # X beta = y has no solution: the dual is unbounded, Newton cannot reach a small residual.
+    X = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0]])
+    with pytest.raises(eqx.EquinoxRuntimeError, match="rtol"):
+        hypentropy_minimiser(X, np.array([1.0, 0.0]), 1)
+
+
+def test_zero_targets_give_zero():
+    X, _ = _data(13)
+    np.testing.assert_array_equal(hypentropy_minimiser(X, np.zeros(10), 0.1), 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha=0.0), "alpha"),
+        (dict(alpha=-1.0), "alpha"),
+        (dict(alpha=float("nan")), "alpha"),
+        (dict(depth=1), "depth"),
+        (dict(y=np.ones(9)), "y"),
+        (dict(y=np.ones((10, 2))), "y"),
+        (dict(X=np.full((10, 25), np.nan)), "X"),
+        (dict(y=np.r_[np.inf, np.ones(9)]), "y"),
+        (dict(w0=np.ones(24)), "w0"),
+        (dict(w0=-np.ones(25)), "w0"),
+    ],
+)
+def test_bad_inputs_raise_value_error_naming_argument(kwargs, match):
+    X, y = _data(14)
+    args = dict(X=X, y=y, alpha=0.5, depth=2, w0=None) | kwargs
+    with pytest.raises(ValueError, match=match):
+        hypentropy_minimiser(
+            args["X"], args["y"], args["alpha"], depth=args["depth"], w0=args["w0"]
+        )
+    if "X" not in kwargs and "y" not in kwargs:
+        with pytest.raises(ValueError, match=match):
+            hypentropy(np.ones(25), args["alpha"], args["depth"], args["w0"])
+
+
+def test_non_integer_depth_is_a_type_error():
+    X, y = _data(14)
+    with pytest.raises(TypeError, match="depth"):
+        hypentropy_minimiser(X, y, 0.5, depth=2.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The exact flow lands on the minimiser
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize(
+    "alpha",
+    [
+        1e-2,
+        0.1,
+        1.0,
+        10.0,
+    ],
+)
+def test_diagonal_flow_reaches_hypentropy_minimiser(depth, alpha):
+    X, y = _data(15)
+    sol = linflow.flow(linflow.DiagonalNet.unbiased(25, alpha, depth), linflow.Regression(X, y))
+    beta = np.asarray(sol.final.predictor())
+    ref = np.asarray(hypentropy_minimiser(X, y, alpha, depth=depth))
+    # Default stop: relative excess loss 1e-10; the flow's limit is then good to ~1e-9.
+    assert np.linalg.norm(beta - ref) <= 1e-8 * np.linalg.norm(ref)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth", [2, 3])
+def test_diagonal_flow_with_shape_reaches_minimiser(depth):
+    # Checks the w0 normalisation: Q = alpha^D sum w0^2 q_D(beta / (alpha w0)^D).
+    X, y = _data(16)
+    w0 = np.random.default_rng(17).uniform(0.5, 2.0, 25)
+    model = linflow.DiagonalNet.unbiased(25, 0.1, depth, w0)
+    sol = linflow.flow(model, linflow.Regression(X, y))
+    ref = np.asarray(hypentropy_minimiser(X, y, 0.1, depth=depth, w0=w0))
+    beta = np.asarray(sol.final.predictor())
+    assert np.linalg.norm(beta - ref) <= 1e-8 * np.linalg.norm(ref)
