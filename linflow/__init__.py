@@ -2,7 +2,7 @@
 
 import importlib.metadata
 
-from . import limits as limits, losses as losses, problems as problems
+from . import limits as limits, losses as losses, problems as problems, sweep as sweep
 from ._flow import flow as flow
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
@@ -17,12 +17,22 @@ from .models import (
     Symmetric as Symmetric,
     TwoLayer as TwoLayer,
 )
+from .sweep import Sweep as Sweep, SweepTable as SweepTable
 from .problems import (
     AbstractProblem as AbstractProblem,
     Classification as Classification,
     Regression as Regression,
     sparse_regression as sparse_regression,
 )
+
+
+def __getattr__(name):
+    # `linflow.plot` imports matplotlib lazily: only when first used.
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'linflow' has no attribute {name!r}")
 
 
 try:
