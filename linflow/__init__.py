@@ -17,13 +17,13 @@ from .models import (
     Symmetric as Symmetric,
     TwoLayer as TwoLayer,
 )
-from .sweep import Sweep as Sweep, SweepTable as SweepTable
 from .problems import (
     AbstractProblem as AbstractProblem,
     Classification as Classification,
     Regression as Regression,
     sparse_regression as sparse_regression,
 )
+from .sweep import Sweep as Sweep, SweepTable as SweepTable
 
 
 def __getattr__(name):

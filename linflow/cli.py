@@ -62,7 +62,7 @@ def _axis_from_toml(name: str, spec):
     if isinstance(spec, list):
         return spec
     if isinstance(spec, dict) and len(spec) == 1:
-        (kind, args), = spec.items()
+        ((kind, args),) = spec.items()
         if kind == "logspace":
             return np.logspace(*args)
         if kind == "linspace":
@@ -77,7 +77,17 @@ def _axis_from_toml(name: str, spec):
     )
 
 
-_CONFIG_KEYS = {"run", "path", "grid", "static_axes", "group_by", "mode", "chunk_size", "seed", "plot"}
+_CONFIG_KEYS = {
+    "run",
+    "path",
+    "grid",
+    "static_axes",
+    "group_by",
+    "mode",
+    "chunk_size",
+    "seed",
+    "plot",
+}
 
 
 def sweep_from_config(config: dict, *, base: Path = Path("."), quiet: bool = False):
@@ -132,8 +142,10 @@ def _cmd_reproduce(args) -> int:
             file=sys.stderr,
         )
         return 2
-    out = Path(args.out) if args.out else Path("results") / args.figure / (
-        "quick" if args.quick else "full"
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("results") / args.figure / ("quick" if args.quick else "full")
     )
     kwargs = {"quick": args.quick, "out": out, "quiet": args.quiet}
     if args.mode:

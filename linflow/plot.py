@@ -100,7 +100,9 @@ def phase_diagram(
     if contour is not None and xs.size > 1 and ys.size > 1:
         levels = np.atleast_1d(contour).astype(float)
         ax.contour(xs, ys, grid, levels=levels, colors="w", linewidths=1.5)
-    ax.figure.colorbar(mesh, ax=ax, label=f"{value} ({reduce if isinstance(reduce, str) else 'reduced'})")
+    ax.figure.colorbar(
+        mesh, ax=ax, label=f"{value} ({reduce if isinstance(reduce, str) else 'reduced'})"
+    )
     if log_x:
         ax.set_xscale("log")
     if log_y:

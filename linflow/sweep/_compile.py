@@ -28,7 +28,7 @@ _CACHE_SIZE = 256
 class ChunkProgram:
     """A compiled program evaluating `run` on a chunk of points of one static combination."""
 
-    call: Callable  # (dynamic arrays tuple, flat indices, root key) -> dict of arrays
+    call: Callable | None  # (dynamic arrays, flat indices, root key) -> dict of arrays
     mode: str
     batch: int  # points per call (1 for "loop")
     metric_names: tuple[str, ...] = ()

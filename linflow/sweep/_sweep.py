@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.random as jr
@@ -116,7 +117,7 @@ class Sweep:
 
     def __init__(
         self,
-        grid: Mapping[str, Sequence | np.ndarray | jax.Array],
+        grid: Mapping[str, Any],
         run: Callable,
         path: str | os.PathLike | None = None,
         *,
@@ -152,7 +153,7 @@ class Sweep:
         if process is None:
             process = (jax.process_index(), jax.process_count())
         if not (0 <= process[0] < process[1]):
-            raise ValueError(f"`process` must be (index, count) with 0 <= index < count.")
+            raise ValueError("`process` must be (index, count) with 0 <= index < count.")
         self.process = tuple(process)
         self.run_fn = run
         self.path = None if path is None else Path(path)
@@ -306,7 +307,9 @@ class Sweep:
                 if not any(t.size for t in todo_all):
                     continue
                 static_point = grid.static_point(combo)
-                program, size = self._program(static_point, dyn_dtypes, mode, devices, root, nominal)
+                program, size = self._program(
+                    static_point, dyn_dtypes, mode, devices, root, nominal
+                )
                 for todo_nominal in todo_all:
                     for start in range(0, todo_nominal.size, size):
                         todo = todo_nominal[start : start + size]
