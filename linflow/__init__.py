@@ -2,7 +2,13 @@
 
 import importlib.metadata
 
-from . import limits as limits, losses as losses, problems as problems, sweep as sweep
+from . import (
+    limits as limits,
+    losses as losses,
+    plot as plot,
+    problems as problems,
+    sweep as sweep,
+)
 from ._flow import flow as flow
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
@@ -24,15 +30,6 @@ from .problems import (
     sparse_regression as sparse_regression,
 )
 from .sweep import Sweep as Sweep, SweepTable as SweepTable
-
-
-def __getattr__(name):
-    # `linflow.plot` imports matplotlib lazily: only when first used.
-    if name == "plot":
-        import importlib
-
-        return importlib.import_module(".plot", __name__)
-    raise AttributeError(f"module 'linflow' has no attribute {name!r}")
 
 
 try:

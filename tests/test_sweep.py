@@ -327,3 +327,28 @@ def test_cli_sweep_from_toml_and_figure_registry(tmp_path, capsys):
         assert "available" in capsys.readouterr().err
     finally:
         FIGURES.pop("test-figure")
+
+
+def test_metrics_whose_shape_follows_a_static_axis_are_padded_with_nan():
+    def run(point, key):
+        return {"v": jnp.full(point["d"], point["a"])}
+
+    table = linflow.Sweep({"d": [2, 3], "a": np.array([1.5])}, run, quiet=True).run()
+    np.testing.assert_array_equal(table["v"], [[1.5, 1.5, np.nan], [1.5, 1.5, 1.5]])
+
+
+def test_trajectories_draws_each_predictor_entry_against_log_time():
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ts = np.logspace(-2, 2, 9)
+    preds = np.stack([1 - np.exp(-ts), -0.5 * (1 - np.exp(-2 * ts))], axis=1)
+    sol = types.SimpleNamespace(ts=ts, predictors=preds)
+    ax = linflow.plot.trajectories(sol, reference=np.array([1.0, -0.5]))
+    assert ax.get_xscale() == "log"
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    # Drawn largest final magnitude first: entry 0 (-> 1), then entry 1 (-> -0.5).
+    np.testing.assert_array_equal(lines[0].get_xydata(), np.stack([ts, preds[:, 0]], 1))
+    np.testing.assert_array_equal(lines[1].get_xydata(), np.stack([ts, preds[:, 1]], 1))

@@ -50,6 +50,25 @@ def _memory_budget(device) -> int:
     return int(ram // 4 // max(1, len(jax.local_devices(backend=device.platform))))
 
 
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    """Stack rows of chunks; metrics whose shape differs between static values (e.g. a
+    predictor of length `d` with `d` a static axis) are padded with NaN to the largest."""
+    if parts[0].dtype.kind == "U":
+        return np.concatenate([p.astype(str) for p in parts])
+    trailing = {p.shape[1:] for p in parts}
+    if len(trailing) == 1:
+        return np.concatenate(parts)
+    if len({len(t) for t in trailing}) != 1:
+        raise ValueError(f"a metric has different ranks for different points: {trailing}.")
+    shape = tuple(max(s) for s in zip(*trailing))
+    out = []
+    for p in parts:
+        q = np.full((p.shape[0],) + shape, np.nan)
+        q[(slice(None),) + tuple(slice(0, s) for s in p.shape[1:])] = p
+        out.append(q)
+    return np.concatenate(out)
+
+
 class Sweep:
     r"""A grid of points, a function `run(point, key) -> metrics`, and where to keep results.
 
@@ -229,12 +248,13 @@ class Sweep:
         index = np.concatenate([c["index"] for c in chunks])
         index, first = np.unique(index, return_index=True)  # sorted; drops duplicates
         names = list(chunks[0]["metrics"])
-        metrics = {}
-        for n in names:
-            parts = [c["metrics"][n] for c in chunks]
-            if n in chunks[0].get("string_metrics", ()) or parts[0].dtype.kind == "U":
-                parts = [p.astype(str) for p in parts]
-            metrics[n] = np.concatenate(parts)[first]
+        for c in chunks:
+            if list(c["metrics"]) != names:
+                raise ValueError(
+                    "`run` returned different metric names for different points: "
+                    f"{names} and {list(c['metrics'])}."
+                )
+        metrics = {n: _concatenate([c["metrics"][n] for c in chunks])[first] for n in names}
         status = np.concatenate([c["status"] for c in chunks])[first]
         return SweepTable(
             axes=dict(grid.values),
