@@ -303,7 +303,7 @@ class Sweep:
             total=grid.size,
             initial=int(done.size),
             unit="pt",
-            desc=self.path.name if self.path is not None else "sweep",
+            desc="/".join(self.path.parts[-2:]) if self.path is not None else "sweep",
             disable=self.quiet,
             dynamic_ncols=True,
         )
