@@ -2,7 +2,13 @@
 
 import importlib.metadata
 
-from . import limits as limits, losses as losses, problems as problems
+from . import (
+    limits as limits,
+    losses as losses,
+    plot as plot,
+    problems as problems,
+    sweep as sweep,
+)
 from ._adjoint import ImplicitAdjoint as ImplicitAdjoint
 from ._flow import flow as flow
 from ._gd import gd as gd
@@ -25,6 +31,7 @@ from .problems import (
     Regression as Regression,
     sparse_regression as sparse_regression,
 )
+from .sweep import Sweep as Sweep, SweepTable as SweepTable
 
 
 try:

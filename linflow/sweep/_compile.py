@@ -1,0 +1,181 @@
+"""Compiled chunk programs: one per (run function, static point, mode, chunk shape, devices).
+
+Programs are compiled ahead of time (`jit(...).lower(...).compile()`) and kept in a
+process-wide cache, so a second `Sweep` with the same run function and shapes reuses them
+without tracing `run` again.
+"""
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from ._grid import Point
+
+
+_AXIS = "points"
+_CACHE: "OrderedDict[tuple, ChunkProgram]" = OrderedDict()
+_CACHE_SIZE = 256
+
+
+@dataclasses.dataclass
+class ChunkProgram:
+    """A compiled program evaluating `run` on a chunk of points of one static combination."""
+
+    call: Callable | None  # (dynamic arrays, flat indices, root key) -> dict of arrays
+    mode: str
+    batch: int  # points per call (1 for "loop")
+    metric_names: tuple[str, ...] = ()
+    enums: dict = dataclasses.field(default_factory=dict)  # metric name -> Enumeration class
+    memory_bytes: int | None = None
+
+
+def _normalise_output(out, program: ChunkProgram):
+    if not isinstance(out, dict) or not all(isinstance(k, str) for k in out):
+        raise TypeError(
+            "`run(point, key)` must return a dict mapping metric names (str) to arrays, got "
+            f"{type(out).__name__}."
+        )
+    result = {}
+    for name, value in out.items():
+        if isinstance(value, eqx.Enumeration) or type(value).__name__ == "EnumerationItem":
+            program.enums[name] = value._enumeration
+            value = value._value
+        try:
+            value = jnp.asarray(value)
+        except TypeError as e:
+            raise TypeError(
+                f"metric {name!r} returned by `run` is a {type(value).__name__}, not an array."
+            ) from e
+        if value.dtype.kind not in "biufc":
+            raise TypeError(f"metric {name!r} has non-numeric dtype {value.dtype}.")
+        result[name] = value
+    program.metric_names = tuple(result)
+    return result
+
+
+def _single(run, static_point, dynamic_names, axis_names, program):
+    def single(dynamic, index, root):
+        values = dict(static_point)
+        values.update(zip(dynamic_names, dynamic))
+        point = Point({n: values[n] for n in axis_names}, axis_names)
+        key = jr.fold_in(root, index)
+        return _normalise_output(run(point, key), program)
+
+    return single
+
+
+def _struct(shape, dtype, sharding=None):
+    return jax.ShapeDtypeStruct(shape, jax.dtypes.canonicalize_dtype(dtype), sharding=sharding)
+
+
+def get_program(
+    run: Callable,
+    static_point: dict,
+    dynamic_names: tuple[str, ...],
+    dynamic_dtypes: tuple,
+    axis_names: tuple[str, ...],
+    mode: str,
+    batch: int,
+    devices: tuple,
+    root_key: jax.Array,
+) -> tuple[ChunkProgram, bool]:
+    """The compiled program for these settings, and whether it had to be compiled."""
+    key = (
+        run,
+        tuple(sorted(static_point.items())),
+        dynamic_names,
+        tuple(str(jax.dtypes.canonicalize_dtype(d)) for d in dynamic_dtypes),
+        axis_names,
+        mode,
+        batch,
+        tuple(d.id for d in devices),
+        str(root_key.dtype),
+        jax.config.jax_enable_x64,
+    )
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key], False
+    program = ChunkProgram(call=None, mode=mode, batch=batch)  # pyright: ignore
+    single = _single(run, static_point, dynamic_names, axis_names, program)
+    index_dtype = np.uint32
+    if mode == "loop":
+        dev = devices[0]
+        sharding = jax.sharding.SingleDeviceSharding(dev)
+        args = (
+            tuple(_struct((), d, sharding) for d in dynamic_dtypes),
+            _struct((), index_dtype, sharding),
+            _struct(root_key.shape, root_key.dtype, sharding),
+        )
+        compiled = jax.jit(single).lower(*args).compile()
+
+        def call(dynamic, index, root):
+            outs = [
+                compiled(
+                    tuple(jax.device_put(d[i], dev) for d in dynamic),
+                    jax.device_put(index[i], dev),
+                    root,
+                )
+                for i in range(index.shape[0])
+            ]
+            return {k: np.stack([np.asarray(o[k]) for o in outs]) for k in outs[0]}
+
+        program.call = call
+    else:
+        mesh = Mesh(np.array(devices), (_AXIS,))
+        sharded = NamedSharding(mesh, P(_AXIS))
+        replicated = NamedSharding(mesh, P())
+        if mode == "vmap":
+            local = jax.vmap(single, in_axes=(0, 0, None))
+        elif mode == "map":
+
+            def local(dynamic, index, root):
+                return jax.lax.map(lambda a: single(a[0], a[1], root), (dynamic, index))
+
+        else:  # pragma: no cover - validated by Sweep
+            raise ValueError(mode)
+        fn = jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=(P(_AXIS), P(_AXIS), P()),
+            out_specs=P(_AXIS),
+            check_vma=False,
+        )
+        args = (
+            tuple(_struct((batch,), d, sharded) for d in dynamic_dtypes),
+            _struct((batch,), index_dtype, sharded),
+            _struct(root_key.shape, root_key.dtype, replicated),
+        )
+        compiled = jax.jit(fn).lower(*args).compile()
+        try:
+            mem = compiled.memory_analysis()
+            program.memory_bytes = int(
+                mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+            )
+        except Exception:  # memory analysis is not available on every backend
+            program.memory_bytes = None
+
+        def call(dynamic, index, root):
+            out = compiled(
+                tuple(jax.device_put(d, sharded) for d in dynamic),
+                jax.device_put(index, sharded),
+                jax.device_put(root, replicated),
+            )
+            return {k: np.asarray(v) for k, v in out.items()}
+
+        program.call = call
+    _CACHE[key] = program
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return program, True
+
+
+def clear_cache() -> None:
+    """Forget every compiled chunk program (the next sweep compiles again)."""
+    _CACHE.clear()

@@ -1,0 +1,354 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import sweep_points
+
+import linflow
+from linflow.cli import main as cli_main
+
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def _grid():
+    return {"alpha": np.array([0.25, 0.5, 2.0]), "seed": np.arange(4), "n": [3, 5]}
+
+
+def _expected_closed_form(grid, seed=0):
+    """Truth computed without the sweep: closed forms and keys from flat row-major indices."""
+    shape = tuple(len(v) for v in grid.values())
+    rows = []
+    for flat in range(int(np.prod(shape))):
+        i, j, k = np.unravel_index(flat, shape)
+        a, s, n = grid["alpha"][i], grid["seed"][j], grid["n"][k]
+        draw = float(jr.uniform(jr.fold_in(jr.PRNGKey(seed), flat), dtype=jnp.float64))
+        rows.append((a * n * (n + 1) / 2 + s, a, 2 * a, draw))
+    return np.array(rows)
+
+
+def _assert_closed_form(table, grid, seed=0):
+    want = _expected_closed_form(grid, seed)
+    np.testing.assert_array_equal(table.index, np.arange(len(want)))
+    # Sums of a few exactly representable numbers: exact in float64.
+    np.testing.assert_array_equal(table["total"], want[:, 0])
+    np.testing.assert_array_equal(table["head"], want[:, 1:3])
+    # Same threefry key -> bit-identical uniform draw, whatever the chunking or mode.
+    np.testing.assert_array_equal(table["draw"], want[:, 3])
+    assert np.all(table.status == "ok")
+
+
+@pytest.mark.parametrize(
+    "mode, chunk_size, group_by",
+    [("loop", None, None), ("map", 5, "alpha"), ("vmap", 3, None), ("vmap", 64, "seed")],
+)
+def test_sweep_results_match_closed_form_and_keys_for_any_chunking(mode, chunk_size, group_by):
+    grid = _grid()
+    sweep = linflow.Sweep(
+        grid,
+        sweep_points.closed_form,
+        mode=mode,
+        chunk_size=chunk_size,
+        group_by=group_by,
+        quiet=True,
+    )
+    table = sweep.run()
+    assert table.complete and len(table) == 24
+    _assert_closed_form(table, grid)
+    # Coordinates of each row are the grid values at its flat index.
+    i, j, k = np.unravel_index(table.index, (3, 4, 2))
+    np.testing.assert_array_equal(table["alpha"], grid["alpha"][i])
+    np.testing.assert_array_equal(table["n"], np.array(grid["n"])[k])
+    assert table.to_grid("total").shape == (3, 4, 2)
+    assert table.to_grid("head").shape == (3, 4, 2, 2)
+
+
+def test_second_sweep_with_same_shapes_does_not_retrace():
+    linflow.sweep.clear_cache()
+    sweep_points.TRACES["count"] = 0
+    grid = _grid()
+    linflow.Sweep(grid, sweep_points.closed_form, mode="vmap", chunk_size=4, quiet=True).run()
+    # One trace per static value of n (3 and 5), not per chunk (there are 6 chunks).
+    assert sweep_points.TRACES["count"] == 2
+    grid2 = dict(grid, alpha=np.array([0.1, 0.3, 7.0]))  # new values, same shapes
+    table = linflow.Sweep(
+        grid2, sweep_points.closed_form, mode="vmap", chunk_size=4, seed=9, quiet=True
+    ).run()
+    assert sweep_points.TRACES["count"] == 2
+    _assert_closed_form(table, grid2, seed=9)
+
+
+def test_failed_and_nonfinite_points_are_kept_with_their_status():
+    grid = {"alpha": np.array([0.25, 0.5, 2.0, 4.0])}
+    table = linflow.Sweep(grid, sweep_points.outcomes, mode="vmap", quiet=True).run()
+    assert len(table) == 4
+    assert table["result"].tolist() == [
+        "converged",
+        "converged",
+        "max_steps_reached",
+        "max_steps_reached",
+    ]
+    assert table.status.tolist() == [
+        "ok",
+        "nonfinite:value",
+        "max_steps_reached",
+        "max_steps_reached",
+    ]
+    np.testing.assert_array_equal(table.ok, [True, False, False, False])
+
+
+@pytest.mark.parametrize(
+    "grid, kwargs, error, match",
+    [
+        ({"alpha": np.array([])}, {}, ValueError, "empty"),
+        ({"alpha": np.array([1.0]), "seed": []}, {}, ValueError, "'seed' is empty"),
+        ({"alpha": 1.0}, {}, TypeError, "1-D sequence"),
+        ({}, {}, ValueError, "non-empty"),
+        ({"alpha": np.array([1.0, 1.0])}, {}, ValueError, "repeated"),
+        ({"alpha": np.array([1.0])}, {"static_axes": ["n"]}, ValueError, "static_axes"),
+        ({"alpha": np.array([1.0])}, {"group_by": "beta"}, ValueError, "group_by"),
+        ({"alpha": np.array([1.0])}, {"mode": "fast"}, ValueError, "mode"),
+        ({"alpha": np.array([1.0])}, {"chunk_size": 0}, ValueError, "chunk_size"),
+        ({"kind": np.array(["a", "b"])}, {}, TypeError, "static_axes"),
+    ],
+)
+def test_invalid_sweep_arguments_fail_at_construction(grid, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        linflow.Sweep(grid, sweep_points.closed_form, **kwargs)
+
+
+def test_unknown_axis_in_run_fails_before_any_work(tmp_path):
+    # closed_form reads point["n"] and point["seed"], which this grid lacks.
+    sweep = linflow.Sweep(
+        {"alpha": np.array([1.0, 2.0])}, sweep_points.closed_form, path=tmp_path, quiet=True
+    )
+    with pytest.raises(ValueError, match=r"point\['n'\].*axes are \['alpha'\]"):
+        sweep.run()
+    assert list(tmp_path.glob("chunk-*.npz")) == []
+    with pytest.raises(TypeError, match="must return a dict"):
+        linflow.Sweep({"a": np.array([1.0])}, lambda p, k: p["a"], quiet=True).run()
+
+
+def test_chunks_are_npz_without_pickle_and_a_changed_grid_is_refused(tmp_path):
+    grid = _grid()
+    sweep = linflow.Sweep(
+        grid, sweep_points.closed_form, path=tmp_path, chunk_size=4, seed=3, quiet=True, mode="vmap"
+    )
+    table = sweep.run()
+    files = sorted(tmp_path.glob("chunk-*.npz"))
+    assert len(files) == 6  # 2 static values x 12 points / 4 per chunk
+    index = []
+    for f in files:
+        with np.load(f, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            assert meta["version"] == linflow.__version__
+            assert meta["grid_hash"] == sweep.grid_hash and meta["seed"] == 3
+            idx = data["index"]
+            i, j, k = np.unravel_index(idx, (3, 4, 2))
+            np.testing.assert_array_equal(data["coord:alpha"], grid["alpha"][i])
+            np.testing.assert_array_equal(data["coord:seed"], grid["seed"][j])
+            index.append(idx)
+    np.testing.assert_array_equal(np.sort(np.concatenate(index)), np.arange(24))
+    assert not list(tmp_path.glob(".tmp-*"))
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["grid"]["static_axes"] == ["n"] and manifest["grid"]["seed"] == 3
+    # Loading needs no computation and gives the same table.
+    again = linflow.Sweep(grid, sweep_points.closed_form, path=tmp_path, seed=3, quiet=True)
+    np.testing.assert_array_equal(again.load()["draw"], table["draw"])
+    with pytest.raises(ValueError, match="different sweep"):
+        linflow.Sweep(grid, sweep_points.closed_form, path=tmp_path, seed=4, quiet=True).run()
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np, linflow, sweep_points
+    sweep_points.DELAY["seconds"] = 0.1
+    grid = {"alpha": np.linspace(0.1, 4.0, 20), "seed": np.arange(2), "n": [1, 2]}
+    linflow.Sweep(grid, sweep_points.slow, path=sys.argv[1], mode="loop", chunk_size=4).run()
+    """
+)
+
+
+def test_sweep_killed_midway_resumes_without_recomputing(tmp_path):
+    path = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(path)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 180  # generous: the machine may be loaded
+    try:
+        while time.time() < deadline and len(list(path.glob("chunk-*.npz"))) < 3:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = {f: f.stat().st_mtime_ns for f in path.glob("chunk-*.npz")}
+    assert 3 <= len(before) < 20, "the subprocess should be killed midway (80 points, 20 chunks)"
+    done = sum(4 for _ in before)
+
+    grid = {"alpha": np.linspace(0.1, 4.0, 20), "seed": np.arange(2), "n": [1, 2]}
+    sweep_points.DELAY["seconds"] = 0.0
+    sweep_points.EVALUATIONS["count"] = 0
+    sweep = linflow.Sweep(grid, sweep_points.slow, path=path, mode="loop", chunk_size=4, quiet=True)
+    table = sweep.run()
+    # Only the unfinished points were evaluated; finished chunks were not rewritten.
+    assert sweep_points.EVALUATIONS["count"] == 80 - done
+    assert sweep.stats["points_loaded"] == done and sweep.stats["points_computed"] == 80 - done
+    assert all(f.stat().st_mtime_ns == t for f, t in before.items())
+
+    fresh = linflow.Sweep(grid, sweep_points.slow, mode="vmap", chunk_size=7, quiet=True).run()
+    assert table.complete
+    for col in ("value", "draw", "alpha", "n"):
+        np.testing.assert_array_equal(table[col], fresh[col])
+
+
+_DEVICES_SCRIPT = textwrap.dedent(
+    """
+    import json, time, jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np, linflow, sweep_points
+    assert len(jax.devices()) == 8, jax.devices()
+    grid = {"alpha": np.logspace(-2, 0, 3), "seed": np.arange(3), "n": [3]}
+    out = {}
+    for mode, devices in (("loop", jax.devices()[:1]), ("map", jax.devices()),
+                          ("vmap", jax.devices())):
+        t0 = time.time()
+        t = linflow.Sweep(grid, sweep_points.flow_point, mode=mode, devices=devices,
+                          chunk_size=8, quiet=True).run()
+        out[f"{mode}-{len(devices)}"] = {
+            "beta": t["beta"].tolist(), "result": t["result"].tolist(),
+            "train_residual": t["train_residual"].tolist(), "seconds": time.time() - t0,
+        }
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.slow
+def test_sharded_over_eight_host_devices_matches_one_device():
+    flags = "--xla_force_host_platform_device_count=8"
+    res = subprocess.run(
+        [sys.executable, "-c", _DEVICES_SCRIPT],
+        env=_env(XLA_FLAGS=flags, JAX_ENABLE_X64="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    ref = out["loop-1"]  # a compiled single-point flow per point, one device
+    assert all(r == "converged" for r in ref["result"])
+    # The flows interpolate the data (truth independent of the sweep: X beta = y).
+    assert np.max(np.abs(ref["train_residual"])) < 1e-5
+    for name in ("map-8", "vmap-8"):
+        # Each point runs the same per-point computation with the same key wherever it is
+        # placed (a vmapped diffrax solve masks each member's steps), so the numbers are
+        # identical, not merely close.
+        np.testing.assert_array_equal(out[name]["beta"], ref["beta"], err_msg=name)
+        assert out[name]["result"] == ref["result"]
+
+
+def test_phase_diagram_plots_the_mean_over_other_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    grid = {"alpha": np.logspace(-3, 1, 5), "seed": np.arange(4), "n": [3, 5]}
+    table = linflow.Sweep(grid, sweep_points.closed_form, mode="vmap", quiet=True).run()
+    ax = linflow.plot.phase_diagram(table, x="n", y="alpha", value="total", contour=3.0)
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "linear"
+    drawn = ax.collections[0].get_array().reshape(5, 2)
+    # mean over seeds of alpha n (n+1)/2 + seed = alpha n (n+1)/2 + 1.5
+    want = np.outer(grid["alpha"], [6.0, 15.0]) + 1.5
+    np.testing.assert_allclose(drawn, want, rtol=1e-14)
+    with pytest.raises(ValueError, match="not an axis"):
+        linflow.plot.phase_diagram(table, x="m", y="alpha", value="total")
+
+
+def test_cli_sweep_from_toml_and_figure_registry(tmp_path, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            run = "sweep_points:closed_form"
+            path = "out"
+            static_axes = ["n"]
+            chunk_size = 5
+            [grid]
+            alpha = { values = [0.25, 0.5, 2.0] }
+            seed = { arange = 4 }
+            n = [3, 5]
+            [plot]
+            x = "n"
+            y = "alpha"
+            value = "total"
+            """
+        )
+    )
+    assert cli_main(["sweep", str(config), "--quiet"]) == 0
+    table = linflow.Sweep(_grid(), sweep_points.closed_form, path=tmp_path / "out").load()
+    _assert_closed_form(table, _grid())
+    assert (tmp_path / "out" / "phase_diagram.png").exists()
+
+    from linflow.figures import FIGURES, available, register_figure
+
+    calls = []
+
+    @register_figure("test-figure")
+    def _figure(*, quick, out, quiet):
+        calls.append((quick, Path(out), quiet))
+        return {"ok": True}
+
+    try:
+        assert "woodworth-fig1" in available() and "test-figure" in available()
+        assert cli_main(["reproduce", "test-figure", "--quick", "--out", str(tmp_path)]) == 0
+        assert calls == [(True, tmp_path, False)]
+        assert cli_main(["reproduce", "no-such-figure"]) == 2
+        assert "available" in capsys.readouterr().err
+    finally:
+        FIGURES.pop("test-figure")
+
+
+def test_metrics_whose_shape_follows_a_static_axis_are_padded_with_nan():
+    def run(point, key):
+        return {"v": jnp.full(point["d"], point["a"])}
+
+    table = linflow.Sweep({"d": [2, 3], "a": np.array([1.5])}, run, quiet=True).run()
+    np.testing.assert_array_equal(table["v"], [[1.5, 1.5, np.nan], [1.5, 1.5, 1.5]])
+
+
+def test_trajectories_draws_each_predictor_entry_against_log_time():
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ts = np.logspace(-2, 2, 9)
+    preds = np.stack([1 - np.exp(-ts), -0.5 * (1 - np.exp(-2 * ts))], axis=1)
+    sol = types.SimpleNamespace(ts=ts, predictors=preds)
+    ax = linflow.plot.trajectories(sol, reference=np.array([1.0, -0.5]))
+    assert ax.get_xscale() == "log"
+    lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+    # Drawn largest final magnitude first: entry 0 (-> 1), then entry 1 (-> -0.5).
+    np.testing.assert_array_equal(lines[0].get_xydata(), np.stack([ts, preds[:, 0]], 1))
+    np.testing.assert_array_equal(lines[1].get_xydata(), np.stack([ts, preds[:, 1]], 1))
