@@ -9,3 +9,11 @@ from ._base import AbstractProblem as AbstractProblem
 from .classification import Classification as Classification
 from .generators import sparse_regression as sparse_regression
 from .regression import Regression as Regression
+from .completion import MatrixCompletion as MatrixCompletion
+from .matrix_instances import (
+    commuting_sensing as commuting_sensing,
+    gaussian_sensing as gaussian_sensing,
+    low_rank_matrix as low_rank_matrix,
+    matrix_completion as matrix_completion,
+)
+from .sensing import MatrixSensing as MatrixSensing
