@@ -9,7 +9,7 @@ r"""Where the rich and kernel regimes start (Woodworth et al. 2020, Thm 2 and Th
 """
 
 import numpy as np
-from jaxtyping import ArrayLike
+from jaxtyping import ArrayLike, Float
 
 
 def _eps(eps):
@@ -53,22 +53,52 @@ def alpha_l2_threshold(l2_norm: float, eps: float) -> float:
     return float(np.sqrt(2 * (1 + eps) * (1 + 2 / eps) * b))
 
 
-def _h_inverse_pos(u, D):
-    r"""$z = h_D^{-1}(u) \in [0, 1)$ for $u \ge 0$ (bisection; $h_D$ is increasing)."""
-    p = D / (D - 2)
-    lo = np.zeros_like(u)
-    hi = np.ones_like(u)
-    for _ in range(120):
+def _bisect(f, lo, hi, iters=200):
+    """The root of an increasing `f` in [lo, hi] (elementwise)."""
+    for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        with np.errstate(over="ignore", divide="ignore"):
-            h = np.exp(-p * np.log1p(-mid)) - np.exp(-p * np.log1p(mid))
-        big = h > u
-        hi = np.where(big, mid, hi)
-        lo = np.where(big, lo, mid)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            above = f(mid) > 0
+        hi = np.where(above, mid, hi)
+        lo = np.where(above, lo, mid)
     return 0.5 * (lo + hi)
 
 
-def q_depth(z: ArrayLike, depth: int) -> np.ndarray:
+def _q_depth_pos(u, D):
+    r"""$q_D(u)$ for $u \ge 0$, in three ranges so that no digits are lost:
+    $u < 10^{-6}$: Taylor $u^2/(4p)$ (relative error $O(u^2)$); $u \le 1$: bisection for
+    $z = h_D^{-1}(u)$ and $H_D$ through `expm1`/`log1p`; $u > 1$: bisection for $\log(1 - z)$,
+    which keeps $1 - z$ accurate down to $10^{-300}$."""
+    p = D / (D - 2)
+    out = np.zeros_like(u)
+    small = u < 1e-6
+    out[small] = u[small] ** 2 / (4 * p)
+    mid = (u >= 1e-6) & (u <= 1)
+    if np.any(mid):
+        um = u[mid]
+
+        def f(z):
+            return np.exp(-p * np.log1p(-z)) - np.exp(-p * np.log1p(z)) - um
+
+        z = _bisect(f, np.zeros_like(um), np.full_like(um, 0.5))  # h_D(0.5) > 1
+        H = (np.expm1((1 - p) * np.log1p(-z)) + np.expm1((1 - p) * np.log1p(z))) / (p - 1)
+        out[mid] = um * z - H
+    big = u > 1
+    if np.any(big):
+        ub = u[big]
+
+        def g(logt):  # h_D(1 - t) is decreasing in t, so -h is increasing in log t
+            t = np.exp(logt)
+            return ub - (t ** (-p) - (2 - t) ** (-p))
+
+        logt = _bisect(g, np.full_like(ub, np.log(1e-300)), np.zeros_like(ub))
+        t = np.exp(logt)
+        H = (t ** (1 - p) + (2 - t) ** (1 - p) - 2) / (p - 1)
+        out[big] = ub * (1 - t) - H
+    return out
+
+
+def q_depth(z: ArrayLike, depth: int) -> Float[np.ndarray, "..."] | float:
     r"""The coordinate potential $q_D$ (Woodworth et al. 2020, Thm 1 for $D=2$, Thm 3 for $D\ge3$).
 
     - $D = 2$: $q(z) = 2 - \sqrt{4+z^2} + z\operatorname{arcsinh}(z/2)$.
@@ -85,16 +115,13 @@ def q_depth(z: ArrayLike, depth: int) -> np.ndarray:
         raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
     z = np.asarray(z, np.float64)
     if D == 2:
-        return 2 - np.sqrt(4 + z**2) + z * np.arcsinh(z / 2)
+        # 2 - sqrt(4 + z^2) written without cancellation at small z.
+        return z * np.arcsinh(z / 2) - z**2 / (2 + np.sqrt(4 + z**2))
     u = np.abs(z)
-    p = D / (D - 2)
-    zz = _h_inverse_pos(u, D)
-    # expm1/log1p keep H accurate for small z, where its two terms nearly cancel.
-    H = (np.expm1((1 - p) * np.log1p(-zz)) + np.expm1((1 - p) * np.log1p(zz))) / (p - 1)
-    return u * zz - H
+    return _q_depth_pos(np.atleast_1d(u), D).reshape(u.shape)
 
 
-def sparse_dense_ratio(alpha: ArrayLike, d: int, depth: int) -> np.ndarray:
+def sparse_dense_ratio(alpha: ArrayLike, d: int, depth: int) -> Float[np.ndarray, "..."] | float:
     r"""$Q^D_\alpha(e_1) / Q^D_\alpha(\mathbf 1_d/\sqrt d)$ (Woodworth et al. 2020, Fig. 3(b)):
     1 in the kernel regime ($\ell_2$), $1/\sqrt d$ in the rich limit ($\ell_1$).
 
