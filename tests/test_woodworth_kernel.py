@@ -77,13 +77,17 @@ def test_diagonal_flow_tends_to_kernel_limit_at_rate_alpha_minus_4(getkey):
     dists = []
     for alpha in (4.0, 8.0, 16.0):
         sol = linflow.flow(
-            linflow.DiagonalNet.unbiased(6, alpha), prob, solver=DOPRI8,
+            linflow.DiagonalNet.unbiased(6, alpha),
+            prob,
+            solver=DOPRI8,
             stop=linflow.Converged(1e-10),
         )
         diff = np.asarray(sol.final.predictor()) - beta_l2
         dists.append(np.linalg.norm(diff))
         # relative size of the next term: ~ |beta|^2 / alpha^4 <~ 3e-2 at alpha = 4
-        np.testing.assert_allclose(diff, lead / alpha**4, atol=0.05 * np.linalg.norm(lead) / alpha**4)
+        np.testing.assert_allclose(
+            diff, lead / alpha**4, atol=0.05 * np.linalg.norm(lead) / alpha**4
+        )
     slope = np.polyfit(np.log([4.0, 8.0, 16.0]), np.log(dists), 1)[0]
     assert -4.2 < slope < -3.8
     # And the kernel barely moves: K(t)/K(0) = diag(cosh 4s), cosh = sqrt(1 + (beta/2a^2)^2).

@@ -102,5 +102,9 @@ def test_width_zero_and_bad_generators(getkey):
     with pytest.raises(ValueError, match="`rank`"):
         linflow.matrix_completion(getkey(), (2, 2), 3, 2)
     with pytest.raises(ValueError, match="commut"):
-        linflow.limits.schatten_q_minimiser(jr.normal(getkey(), (2, 3, 3)) * 0 + jnp.stack(
-            [jnp.diag(jnp.arange(3.0)), jnp.ones((3, 3)) - jnp.eye(3)]), jnp.ones(2), 1.0)
+        linflow.limits.schatten_q_minimiser(
+            jr.normal(getkey(), (2, 3, 3)) * 0
+            + jnp.stack([jnp.diag(jnp.arange(3.0)), jnp.ones((3, 3)) - jnp.eye(3)]),
+            jnp.ones(2),
+            1.0,
+        )

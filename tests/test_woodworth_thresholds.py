@@ -27,14 +27,14 @@ def _instance(seed):
 
 def _min_l1(X, y):
     d = X.shape[1]
-    res = linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None),
-                  method="highs")
+    res = linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs")
     return res.x[:d] - res.x[d:]
 
 
 def _flow_limit(prob, alpha, depth=2):
-    sol = linflow.flow(linflow.DiagonalNet.unbiased(6, alpha, depth), prob, solver=DOPRI8,
-                       stop=STOP)
+    sol = linflow.flow(
+        linflow.DiagonalNet.unbiased(6, alpha, depth), prob, solver=DOPRI8, stop=STOP
+    )
     return np.asarray(sol.final.predictor())
 
 

@@ -3,7 +3,8 @@ r"""Where the rich and kernel regimes start (Woodworth et al. 2020, Thm 2 and Th
 - Thm 2 (depth 2, $w_0 = \mathbf 1$): explicit scales $\alpha$ below which the flow's limit is
   $\varepsilon$-close to min-$\ell_1$ in $\ell_1$ norm, and above which it is $\varepsilon$-close
   to min-$\ell_2$ in squared $\ell_2$ norm.
-- Thm 3 (depth $D\ge3$): the limit minimises $Q^D_\alpha(\beta) = \alpha^D\sum_i q_D(\beta_i/\alpha^D)$
+- Thm 3 (depth $D\ge3$): the limit minimises $Q^D_\alpha(\beta) = \alpha^D\sum_i
+q_D(\beta_i/\alpha^D)$
   with $q_D = \int h_D^{-1}$, $h_D(z) = (1-z)^{-D/(D-2)} - (1+z)^{-D/(D-2)}$; `q_depth` evaluates
   $q_D$ (and the depth-2 $q$), `sparse_dense_ratio` the Fig. 3(b) ratio.
 """
@@ -21,7 +22,8 @@ def _eps(eps):
 
 def alpha_l1_threshold(l1_norm: float, d: int, eps: float) -> float:
     r"""The Thm 2 scale for the rich limit: if
-    $\alpha \le \min\{(2(1+\varepsilon)\|\beta^\star_{\ell_1}\|_1)^{-(2+\varepsilon)/(2\varepsilon)},
+    $\alpha \le
+    \min\{(2(1+\varepsilon)\|\beta^\star_{\ell_1}\|_1)^{-(2+\varepsilon)/(2\varepsilon)},
     \exp(-d/(\varepsilon\|\beta^\star_{\ell_1}\|_1))\}$ then
     $\|\beta^\infty_{\alpha}\|_1 \le (1+\varepsilon)\|\beta^\star_{\ell_1}\|_1$
     (Woodworth et al. 2020, Thm 2; $0<\varepsilon<d$).

@@ -52,7 +52,8 @@ def joint_eigenbasis(
 def qmu_minimiser(
     X: ArrayLike, y: ArrayLike, mu: float, *, tol: float = 1e-12, max_iter: int = 200
 ) -> Float[Array, " d"]:
-    r"""$\arg\min_\delta Q_\mu(\delta)$ s.t. $X\delta = y$, with $Q_\mu(\delta) = \mu^2\sum q(\delta_i/\mu^2)$
+    r"""$\arg\min_\delta Q_\mu(\delta)$ s.t. $X\delta = y$, with $Q_\mu(\delta) = \mu^2\sum
+    q(\delta_i/\mu^2)$
     (Woodworth et al. 2020, Thm 1 with $\alpha = \mu$; Thm 4's diagonal problem).
 
     Solved through the dual: $\delta = 2\mu^2\sinh(X^\top\nu)$ where $\nu$ minimises the convex
@@ -104,7 +105,8 @@ def schatten_q_minimiser(A: ArrayLike, y: ArrayLike, mu: float) -> Float[Array, 
     width $k\to\infty$ with $\mathcal N(0,\alpha^2)$ entries and $\mu^2 = \tfrac12\alpha^2 k
     = \tfrac12\sigma\sqrt k$).
 
-    With $A_n = Q\operatorname{diag}(a_n)Q^\top$ the minimiser is $Q\operatorname{diag}(\delta)Q^\top$,
+    With $A_n = Q\operatorname{diag}(a_n)Q^\top$ the minimiser is
+    $Q\operatorname{diag}(\delta)Q^\top$,
     $\delta = \arg\min Q_\mu$ s.t. $[a_n]\,\delta = y$ (App. G).
 
     **Arguments:** `A` shape `(N, d, d)`; `y` shape `(N,)`; `mu` $>0$.

@@ -5,7 +5,8 @@ from .factorization import Symmetric, TwoLayer
 
 
 def lifted_matrix(model: TwoLayer | Symmetric) -> Float[Array, "n n"]:
-    r"""The lifted matrix $\bar M = \begin{bmatrix}U\\V\end{bmatrix}\begin{bmatrix}U\\V\end{bmatrix}^\top
+    r"""The lifted matrix $\bar M =
+    \begin{bmatrix}U\\V\end{bmatrix}\begin{bmatrix}U\\V\end{bmatrix}^\top
     = \begin{bmatrix}UU^\top & UV^\top\\ VU^\top & VV^\top\end{bmatrix}$
     (Woodworth et al. 2020, Sec. 6, "Lifted symmetric factorization").
 

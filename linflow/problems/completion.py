@@ -47,7 +47,9 @@ class MatrixCompletion(AbstractProblem):
                     f"min {idx.min()}, max {idx.max()}."
                 )
         if r.shape != c.shape:
-            raise ValueError(f"`rows` and `cols` must have the same length, got {r.shape}, {c.shape}.")
+            raise ValueError(
+                f"`rows` and `cols` must have the same length, got {r.shape}, {c.shape}."
+            )
         values = check_finite(as_float_array(values, "values", ndim=1), "values")
         if values.shape[0] != r.shape[0]:
             raise ValueError(

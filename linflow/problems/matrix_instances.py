@@ -67,7 +67,8 @@ def commuting_sensing(
 ) -> tuple[MatrixSensing, Float[Array, "d d"], Float[Array, "d d"]]:
     r"""Commuting (simultaneously diagonalisable, symmetric) measurements
     $A_n = Q\operatorname{diag}(a_n)Q^\top$, $a_n\sim\mathcal N(0, I_d)$, $Q$ a random
-    orthogonal matrix, and a rank-$r$ symmetric ground truth $M^\star = Q\operatorname{diag}(m)Q^\top$
+    orthogonal matrix, and a rank-$r$ symmetric ground truth $M^\star =
+    Q\operatorname{diag}(m)Q^\top$
     with $r$ nonzero Gaussian eigenvalues (Woodworth et al. 2020, Thm 4 setting).
 
     **Returns:** `(problem, M_star, Q)`.
