@@ -4,7 +4,7 @@ r"""Where the rich and kernel regimes start (Woodworth et al. 2020, Thm 2 and Th
   $\varepsilon$-close to min-$\ell_1$ in $\ell_1$ norm, and above which it is $\varepsilon$-close
   to min-$\ell_2$ in squared $\ell_2$ norm.
 - Thm 3 (depth $D\ge3$): the limit minimises $Q^D_\alpha(\beta) = \alpha^D\sum_i
-q_D(\beta_i/\alpha^D)$
+  q_D(\beta_i/\alpha^D)$
   with $q_D = \int h_D^{-1}$, $h_D(z) = (1-z)^{-D/(D-2)} - (1+z)^{-D/(D-2)}$; `q_depth` evaluates
   $q_D$ (and the depth-2 $q$), `sparse_dense_ratio` the Fig. 3(b) ratio.
 """
