@@ -28,9 +28,7 @@ TARGET = 0.025
 
 def min_l1(X, y):
     d = X.shape[1]
-    res = linprog(
-        np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs"
-    )
+    res = linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs")
     return res.x[:d] - res.x[d:]
 
 
@@ -75,14 +73,14 @@ def main():
     print(f"min-l1 reaches {TARGET} at N = {n_l1}; total wall time {wall:.1f} s")
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     for i, N in enumerate(Ns):
-        ax[0].loglog(scales ** 0.5, err[2][i], "o-", label=f"N={N}")
+        ax[0].loglog(scales**0.5, err[2][i], "o-", label=f"N={N}")
     ax[0].set_xlabel(r"$\alpha$ (D=2)")
     ax[0].set_ylabel("population error")
     ax[0].set_title("Fig. 1(a)")
     ax[0].legend()
     i_mid = len(Ns) // 2
-    ax[1].semilogx(scales ** 0.5, l1gap[i_mid], "b-", label=r"$\|\beta\|_1-\|\beta_{\ell_1}\|_1$")
-    ax[1].semilogx(scales ** 0.5, l2gap[i_mid], "r-", label=r"$\|\beta\|_2-\|\beta_{\ell_2}\|_2$")
+    ax[1].semilogx(scales**0.5, l1gap[i_mid], "b-", label=r"$\|\beta\|_1-\|\beta_{\ell_1}\|_1$")
+    ax[1].semilogx(scales**0.5, l2gap[i_mid], "r-", label=r"$\|\beta\|_2-\|\beta_{\ell_2}\|_2$")
     ax[1].set_title(f"Fig. 1(b), N={Ns[i_mid]}")
     ax[1].legend()
     for D in depths:
