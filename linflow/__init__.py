@@ -3,6 +3,7 @@
 import importlib.metadata
 
 from . import (
+    kernel as kernel,
     limits as limits,
     losses as losses,
     plot as plot,
@@ -24,11 +25,19 @@ from .models import (
     HadamardNet as HadamardNet,
     Symmetric as Symmetric,
     TwoLayer as TwoLayer,
+    lifted_matrix as lifted_matrix,
+    scaled_gaussian as scaled_gaussian,
 )
 from .problems import (
     AbstractProblem as AbstractProblem,
     Classification as Classification,
+    MatrixCompletion as MatrixCompletion,
+    MatrixSensing as MatrixSensing,
     Regression as Regression,
+    commuting_sensing as commuting_sensing,
+    gaussian_sensing as gaussian_sensing,
+    low_rank_matrix as low_rank_matrix,
+    matrix_completion as matrix_completion,
     sparse_regression as sparse_regression,
 )
 from .sweep import Sweep as Sweep, SweepTable as SweepTable

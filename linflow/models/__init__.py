@@ -5,3 +5,5 @@ from .factorization import (
     Symmetric as Symmetric,
     TwoLayer as TwoLayer,
 )
+from .lifted_matrix import lifted_matrix as lifted_matrix
+from .scaled_gaussian import scaled_gaussian as scaled_gaussian

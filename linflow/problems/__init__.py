@@ -7,5 +7,13 @@ whose predictor shape matches.
 
 from ._base import AbstractProblem as AbstractProblem
 from .classification import Classification as Classification
+from .completion import MatrixCompletion as MatrixCompletion
 from .generators import sparse_regression as sparse_regression
+from .matrix_instances import (
+    commuting_sensing as commuting_sensing,
+    gaussian_sensing as gaussian_sensing,
+    low_rank_matrix as low_rank_matrix,
+    matrix_completion as matrix_completion,
+)
 from .regression import Regression as Regression
+from .sensing import MatrixSensing as MatrixSensing
