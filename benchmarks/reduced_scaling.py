@@ -42,7 +42,9 @@ def main():
                 row[f"{form}_steps"] = int(sol.stats["num_steps"])
                 row[f"{form}_status"] = sol.status
                 row[f"{form}_solver"] = sol.solver
-                row[f"{form}_error"] = float(jnp.linalg.norm(sol.final.predictor() - target) / scale)
+                row[f"{form}_error"] = float(
+                    jnp.linalg.norm(sol.final.predictor() - target) / scale
+                )
             rows.append(row)
             print(
                 f"d={d:>8d} alpha={alpha:<6g} minimiser {t_lim:7.3f}s | reduced "
@@ -62,13 +64,23 @@ def main():
     fig, ax = plt.subplots(figsize=(6, 4))
     for alpha in alphas:
         sub = [r for r in rows if r["alpha"] == alpha]
-        line = ax.loglog([r["d"] for r in sub], [r["reduced_s"] for r in sub], "o-",
-                         label=f"reduced flow, alpha={alpha:g}")[0]
-        ax.loglog([r["d"] for r in sub], [r["minimiser_s"] for r in sub], "x:",
-                  color=line.get_color())
+        line = ax.loglog(
+            [r["d"] for r in sub],
+            [r["reduced_s"] for r in sub],
+            "o-",
+            label=f"reduced flow, alpha={alpha:g}",
+        )[0]
+        ax.loglog(
+            [r["d"] for r in sub], [r["minimiser_s"] for r in sub], "x:", color=line.get_color()
+        )
         full = [r for r in sub if "full_s" in r]
-        ax.loglog([r["d"] for r in full], [r["full_s"] for r in full], "s--",
-                  color=line.get_color(), alpha=0.5)
+        ax.loglog(
+            [r["d"] for r in full],
+            [r["full_s"] for r in full],
+            "s--",
+            color=line.get_color(),
+            alpha=0.5,
+        )
     ax.set_xlabel("d (features)")
     ax.set_ylabel("wall time (s); x: minimiser, squares: full flow")
     ax.legend(fontsize=7)

@@ -56,7 +56,7 @@ def flow(
     max_steps: int = 100_000,
     throw: bool = True,
     form: str = "auto",
-    adjoint: diffrax.AbstractAdjoint | None = None,
+    adjoint: "diffrax.AbstractAdjoint | ImplicitAdjoint | None" = None,
 ) -> FlowSolution:
     r"""Integrate the exact gradient flow $\dot\theta = -\nabla_\theta L(\theta)$ to a steady state.
 
@@ -82,7 +82,10 @@ def flow(
     - `throw`: raise if the run did not end at a steady state (or at a finite `t1`).
     - `form`: `"auto"` (use an exact reduced form when the model has one), `"full"` or
       `"reduced"`.
-    - `adjoint`: a diffrax adjoint (default `diffrax.RecursiveCheckpointAdjoint()`).
+    - `adjoint`: a diffrax adjoint (default `diffrax.RecursiveCheckpointAdjoint()`:
+      backpropagation through the solver), or `linflow.ImplicitAdjoint()` to differentiate the
+      limit by the implicit function theorem (exact reduced forms only). A gradient through a
+      run that did not converge is NaN (or the backward solve raises), never silently wrong.
 
     **Returns:** a `linflow.FlowSolution`.
     """
@@ -120,8 +123,10 @@ def flow(
                 "flows in its full form (a manifold of minimisers). Use the default adjoint."
             )
         if stop is None:
-            raise ValueError("`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
-                             "`t1=inf` (the default) or a `stop`.")
+            raise ValueError(
+                "`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
+                "`t1=inf` (the default) or a `stop`."
+            )
     return _integrate(
         system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint
     )

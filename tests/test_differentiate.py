@@ -1,0 +1,106 @@
+"""Gradients of the flow's limit against the implicit-function derivative of the Q_alpha minimiser
+(Woodworth et al. 2020, Thm 1), computed here in closed form with NumPy, and finite differences."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+import linflow as lf
+
+
+N, D = 8, 20
+
+
+@pytest.fixture(scope="module")
+def prob():
+    return lf.sparse_regression(jr.PRNGKey(3), N, D, 3)[0]
+
+
+def _limit(prob, alpha, adjoint=None, y=None):
+    p = prob if y is None else lf.Regression(prob.X, y)
+    return lf.flow(lf.DiagonalNet.unbiased(D, alpha), p, adjoint=adjoint).final.predictor()
+
+
+def _ift(X, beta, alpha):
+    """d beta / d alpha and d beta / d y of argmin Q_alpha s.t. X beta = y, by the implicit
+    function theorem on beta = 2 a^2 sinh(X^T nu), X beta = y."""
+    s = np.arcsinh(beta / (2 * alpha**2))
+    bp = 2 * alpha**2 * np.cosh(s)  # d beta / d s
+    K = X @ (bp[:, None] * X.T)
+    dbeta_dalpha = 2 * beta / alpha - bp * (X.T @ np.linalg.solve(K, X @ (2 * beta / alpha)))
+    dbeta_dy = bp[:, None] * (X.T @ np.linalg.inv(K))
+    return dbeta_dalpha, dbeta_dy
+
+
+@pytest.mark.parametrize("alpha", [1e-2, 0.3, 10.0])
+@pytest.mark.parametrize("adjoint", ["implicit", "backprop"])
+def test_grad_of_limit_matches_implicit_function_theorem(prob, alpha, adjoint):
+    adj = lf.ImplicitAdjoint() if adjoint == "implicit" else None
+    X = np.asarray(prob.X)
+    beta = np.asarray(_limit(prob, alpha))
+    want_a, want_y = _ift(X, beta, alpha)
+    got_a = jax.jacrev(lambda a: _limit(prob, a, adj))(alpha)
+    got_y = jax.jacrev(lambda y: _limit(prob, alpha, adj, y))(prob.Y)
+    if adjoint == "implicit":
+        # The limit is the minimiser to the stop tolerance 1e-10; its derivatives inherit that
+        # error amplified by the conditioning of K = X diag(beta') X^T (~1e3 here).
+        # Compared in norm: at alpha = 10 d beta / d alpha ~ 1e-8 and its smallest entries
+        # carry the limit's absolute error, so an entrywise relative test is meaningless.
+        tol_a = dict(rtol=0, atol=1e-6 * np.linalg.norm(want_a))
+        tol_y = dict(rtol=0, atol=1e-6 * np.linalg.norm(want_y))
+    else:
+        # Backpropagation differentiates the discretised path, whose error is set by the
+        # solver tolerance (1e-9) relative to the state, not to the derivative: absolute
+        # errors ~1e-9 |beta| / alpha in d beta / d alpha, ~1e-9 in d beta / d y.
+        tol_a = dict(rtol=1e-5, atol=1e-8 * np.abs(beta).max() / alpha)
+        tol_y = dict(rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(got_a, want_a, **tol_a)
+    np.testing.assert_allclose(got_y, want_y, **tol_y)
+
+
+def test_grad_matches_finite_differences(prob):
+    alpha, h = 0.3, 1e-5
+    g = jax.grad(lambda a: jnp.sum(_limit(prob, a, lf.ImplicitAdjoint()) ** 2))(alpha)
+    f = lambda a: float(jnp.sum(_limit(prob, a) ** 2))
+    fd = (f(alpha + h) - f(alpha - h)) / (2 * h)
+    # Central differences: truncation O(h^2) ~ 1e-10, rounding ~ 1e-10 / h ~ 1e-5 relative.
+    np.testing.assert_allclose(g, fd, rtol=1e-5)
+
+
+def test_grad_under_vmap_over_initialisations(prob):
+    alphas = jnp.array([0.05, 0.3, 2.0])
+
+    def loss(a):
+        sol = lf.flow(
+            lf.DiagonalNet.unbiased(D, a), prob, adjoint=lf.ImplicitAdjoint(), throw=False
+        )
+        return jnp.sum(sol.final.predictor() ** 2)
+
+    batched = eqx.filter_vmap(jax.grad(loss))(alphas)
+    X = np.asarray(prob.X)
+    for a, g in zip(alphas, batched):
+        beta = np.asarray(_limit(prob, float(a)))
+        want = 2 * beta @ _ift(X, beta, float(a))[0]
+        np.testing.assert_allclose(g, want, rtol=1e-6)
+
+
+def test_grad_of_a_flow_that_did_not_converge_is_not_silent(prob):
+    def loss(a):
+        sol = lf.flow(
+            lf.DiagonalNet.unbiased(D, a),
+            prob,
+            max_steps=4,
+            throw=False,
+            solver=lf.SolverChoice(__import__("diffrax").Dopri8()),
+        )
+        return jnp.sum(sol.final.predictor())
+
+    assert bool(jnp.isnan(jax.grad(loss)(0.3)))
+
+
+def test_implicit_adjoint_refuses_the_full_form(prob):
+    with pytest.raises(ValueError, match="isolated steady state"):
+        lf.flow(lf.DiagonalNet.unbiased(D, 0.3), prob, form="full", adjoint=lf.ImplicitAdjoint())
