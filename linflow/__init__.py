@@ -15,11 +15,13 @@ from .models import (
     DiagonalNet as DiagonalNet,
     HadamardNet as HadamardNet,
     Symmetric as Symmetric,
+    TensorNet as TensorNet,
     TwoLayer as TwoLayer,
 )
 from .problems import (
     AbstractProblem as AbstractProblem,
     Classification as Classification,
+    MatrixSensing as MatrixSensing,
     Regression as Regression,
     sparse_regression as sparse_regression,
 )

@@ -5,3 +5,4 @@ from .factorization import (
     Symmetric as Symmetric,
     TwoLayer as TwoLayer,
 )
+from .tensor import TensorNet as TensorNet

@@ -9,3 +9,4 @@ from ._base import AbstractProblem as AbstractProblem
 from .classification import Classification as Classification
 from .generators import sparse_regression as sparse_regression
 from .regression import Regression as Regression
+from .sensing import MatrixSensing as MatrixSensing
