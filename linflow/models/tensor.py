@@ -335,8 +335,19 @@ class TensorNet(AbstractModel):
     def data_tensor(self, x: Float[Array, " d"]) -> Float[Array, "..."]:
         r"""The data tensor $\mathcal M(x)\in\mathbb R^{k_1\times\cdots\times k_L}$ with
         $f(x;\Theta) = \mathcal M(x)\circ(v_1,\dots,v_L)$ (eq. (6)): the mixed $L$-th
-        derivative of the multilinear $f$ in $(v_1,\dots,v_L)$. Size $\prod_l k_l$: for small
+        derivative of the multilinear $f$ in $(v_1,\dots,v_L)$ (for fully connected networks;
+        the explicit $[\mathcal M]_{j\cdots j} = x_j$ and
+        $[\mathcal M]_{j_1\cdots j_L} = x_{(\sum_l j_l - L + 1)\bmod d}$ of Sec. 3 for
+        diagonal and convolutional ones). Size $\prod_l k_l$: for small
         networks (tests, Thm 3 and Thm 6)."""
+        x = jnp.asarray(x)
+        if self.kind == "diagonal":
+            d, L = self.d, self.depth
+            flat = jnp.zeros(d**L, x.dtype).at[np.arange(d) * sum(d**i for i in range(L))]
+            return flat.set(x).reshape((d,) * L)
+        if self.kind == "convolution":
+            shape = tuple(v.shape[0] for v in self.layers)
+            return x[np.indices(shape).sum(axis=0) % self.d]
         vs = self.vectors()
 
         def f(*v):
