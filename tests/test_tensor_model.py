@@ -43,6 +43,7 @@ MODELS = [
     ("convolution", 5, 3, None),
     ("convolution", 5, 3, (2, 3)),
     ("convolution", 4, 2, (1,)),
+    ("convolution", 70, 2, (3,)),  # d > 64: the FFT path of `predictor()`
     ("fully_connected", 3, 2, None),
     ("fully_connected", 3, 3, None),
 ]

