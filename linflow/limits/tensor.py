@@ -100,7 +100,26 @@ def _theta_of_t(t, L: int):
     lo = jnp.zeros_like(t)
     hi = jnp.full_like(t, jnp.pi / 2)
     lo, hi = jax.lax.fori_loop(0, 64, body, (lo, hi))
-    return 0.5 * (lo + hi)
+    # Bisection resolves theta to 1e-19 absolutely; Newton steps kept inside the bracket
+    # restore full relative accuracy for tiny t (where I_n(theta) ~ theta).
+    th = 0.5 * (lo + hi)
+    for _ in range(3):
+        slope = jnp.maximum(jnp.cos(th) ** n, jnp.finfo(th.dtype).tiny)
+        th = jnp.clip(th - (_wallis(th, n) - t) / slope, lo, hi)
+    return th
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _pq(t, L):
+    if L == 2:
+        return jnp.cosh(t), jnp.sinh(t)
+    c = tensor_h_radius(L)
+    a = jnp.abs(t)
+    inside = a < c
+    th = _theta_of_t(jnp.where(inside, a, 0.0), L)
+    p = jnp.where(inside, 1.0 / jnp.cos(th), jnp.inf)
+    q = jnp.where(inside, jnp.tan(th), jnp.inf)
+    return p, jnp.sign(t) * q
 
 
 def tensor_pq(t: Float[ArrayLike, "..."], depth: int) -> tuple[Array, Array]:
@@ -117,16 +136,7 @@ def tensor_pq(t: Float[ArrayLike, "..."], depth: int) -> tuple[Array, Array]:
     **Returns:** `(p, q)`, each of the shape of `t`.
     """
     L = _check_depth(depth)
-    t = jnp.asarray(t, jnp.result_type(float))
-    if L == 2:
-        return jnp.cosh(t), jnp.sinh(t)
-    c = tensor_h_radius(L)
-    a = jnp.abs(t)
-    inside = a < c
-    th = _theta_of_t(jnp.where(inside, a, 0.0), L)
-    p = jnp.where(inside, 1.0 / jnp.cos(th), jnp.inf)
-    q = jnp.where(inside, jnp.tan(th), jnp.inf)
-    return p, jnp.sign(t) * q
+    return _pq(jnp.asarray(t, jnp.result_type(float)), L)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
@@ -159,6 +169,9 @@ def _h_jvp(L, primals, tangents):
     return _h(t, L), _h_prime(t, L) * dt
 
 
+_h_jit = jax.jit(_h, static_argnums=1)
+
+
 def tensor_h(t: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
     r"""$h_L(t) = p_L(t)^{L-1}q_L(t)$ of Yun et al. 2021, Lemma 4: odd, strictly increasing
     from $-\infty$ to $\infty$ on $(-c_L, c_L)$; $h_2(t) = \sinh t\cosh t$. Values outside
@@ -173,7 +186,7 @@ def tensor_h(t: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
     **Returns:** $h_L(t)$, the shape of `t`.
     """
     L = _check_depth(depth)
-    return _h(jnp.asarray(t, jnp.result_type(float)), L)
+    return _h_jit(jnp.asarray(t, jnp.result_type(float)), L)
 
 
 def _q_of_y(a, L: int):
@@ -204,6 +217,18 @@ def _inverse_and_q(y, L: int):
     return _wallis(jnp.arctan(q), L - 3), q**2
 
 
+@functools.partial(jax.jit, static_argnums=1)
+def _h_inverse(y, L):
+    t, _ = _inverse_and_q(y, L)
+    return jnp.sign(y) * t
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _H(y, L):
+    t, q2 = _inverse_and_q(y, L)
+    return jnp.abs(y) * t - 0.5 * q2
+
+
 def tensor_h_inverse(y: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
     r"""$h_L^{-1}(y)$ (Yun et al. 2021, Lemma 4; used by $H_L$ in Thm 5), defined for all
     real $y$, valued in $(-c_L, c_L)$; $h_2^{-1}(y) = \tfrac12\operatorname{asinh}(2y)$.
@@ -216,9 +241,7 @@ def tensor_h_inverse(y: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..
     **Returns:** $h_L^{-1}(y)$, the shape of `y`.
     """
     L = _check_depth(depth)
-    y = jnp.asarray(y, jnp.result_type(float))
-    t, _ = _inverse_and_q(y, L)
-    return jnp.sign(y) * t
+    return _h_inverse(jnp.asarray(y, jnp.result_type(float)), L)
 
 
 def tensor_H(y: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
@@ -235,9 +258,7 @@ def tensor_H(y: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
     **Returns:** $H_L(y)$, the shape of `y`.
     """
     L = _check_depth(depth)
-    y = jnp.asarray(y, jnp.result_type(float))
-    t, q2 = _inverse_and_q(y, L)
-    return jnp.abs(y) * t - 0.5 * q2
+    return _H(jnp.asarray(y, jnp.result_type(float)), L)
 
 
 def tensor_Q(
