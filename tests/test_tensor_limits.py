@@ -120,10 +120,11 @@ def test_regression_limit_is_the_constrained_minimiser_of_Q(L, getkey):
     np.testing.assert_allclose(X @ rho, y, atol=1e-12)
     start = np.linalg.pinv(X) @ y
     Q = jax.jit(lambda r: tensor_Q(r, alpha, eta, L))
+    dQ = jax.jit(jax.grad(lambda r: tensor_Q(r, alpha, eta, L)))
     res = scipy.optimize.minimize(
         lambda r: float(Q(r)),
         start,
-        jac=lambda r: np.asarray(jax.jit(jax.grad(Q))(r)),
+        jac=lambda r: np.asarray(dQ(r)),
         constraints=[{"type": "eq", "fun": lambda r: X @ r - y, "jac": lambda r: X}],
         method="SLSQP",
         options={"ftol": 1e-15, "maxiter": 500},
@@ -137,7 +138,7 @@ def test_regression_limit_is_the_constrained_minimiser_of_Q(L, getkey):
 # Flow accuracy: Dopri8 at rtol 1e-12 and the default stop (relative residual 1e-10) leave
 # an error of a few 1e-10 in beta (measured <= 5e-10); Thm 5's limit is solved to 1e-13.
 # So 1e-7 (the issue's target) holds with a wide margin.
-@pytest.mark.parametrize("L", [2, 3, 4])
+@pytest.mark.parametrize("L", [2, 3, pytest.param(4, marks=pytest.mark.slow)])
 def test_diagonal_flow_reaches_corollary5_limit(L):
     for alpha in (0.5, 1.0):
         model = linflow.TensorNet.from_eta("diagonal", ETA_TOY, L, alpha)
@@ -147,7 +148,7 @@ def test_diagonal_flow_reaches_corollary5_limit(L):
         np.testing.assert_allclose(sol.final.predictor(), want, atol=1e-7)
 
 
-@pytest.mark.parametrize("L", [2, 3, 4])
+@pytest.mark.parametrize("L", [2, 3, pytest.param(4, marks=pytest.mark.slow)])
 def test_convolution_flow_reaches_corollary6_limit(L):
     # L = 2 on the paper's toy (d = 2: every vector is even); L = 3, 4 on even data in d = 4.
     X, y, eta = (X_TOY, Y_TOY, ETA_TOY) if L == 2 else (X_EVEN, Y_EVEN, ETA_EVEN)
@@ -159,7 +160,7 @@ def test_convolution_flow_reaches_corollary6_limit(L):
         np.testing.assert_allclose(sol.final.predictor(), want, atol=1e-7)
 
 
-@pytest.mark.parametrize("L", [2, 3])
+@pytest.mark.parametrize("L", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_commuting_sensing_flow_reaches_corollary7_limit(L, getkey):
     d = 3
     U, _ = jnp.linalg.qr(jr.normal(getkey(), (d, d)))
