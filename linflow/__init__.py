@@ -24,6 +24,7 @@ from .models import (
     DiagonalNet as DiagonalNet,
     HadamardNet as HadamardNet,
     Symmetric as Symmetric,
+    TensorNet as TensorNet,
     TwoLayer as TwoLayer,
     lifted_matrix as lifted_matrix,
     scaled_gaussian as scaled_gaussian,

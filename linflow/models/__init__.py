@@ -7,3 +7,4 @@ from .factorization import (
 )
 from .lifted_matrix import lifted_matrix as lifted_matrix
 from .scaled_gaussian import scaled_gaussian as scaled_gaussian
+from .tensor import TensorNet as TensorNet
