@@ -63,13 +63,15 @@ class FlowSolution(eqx.Module):
         return jax.vmap(lambda m: m.conserved())(self.models)
 
     def conserved_drift(self) -> dict[str, Float[Array, ""]]:
-        r"""$\max_t \|c(t) - c(0)\|_\infty / \max(\|c(0)\|_\infty, \text{tiny})$ for each conserved
-        quantity $c$, over the saved times (entries after a failure are ignored)."""
+        r"""$\max_t \|c(t) - c(0)\|_\infty / \|c(0)\|_\infty$ for each conserved quantity $c$,
+        over the saved times (entries after a failure are ignored). When $c(0) = 0$ the drift is
+        reported in absolute terms."""
         out = {}
         finite_t = jnp.isfinite(self.losses)
         for name, c in self.conserved.items():
             c0 = c[0]
             dev = jnp.abs(c - c0[None]).reshape(c.shape[0], -1).max(axis=1)
             dev = jnp.where(finite_t, dev, 0.0).max()
-            out[name] = dev / jnp.maximum(jnp.abs(c0).max(), jnp.finfo(c.dtype).tiny)
+            scale = jnp.abs(c0).max()
+            out[name] = dev / jnp.where(scale > 0, scale, 1.0)
         return out
