@@ -27,7 +27,7 @@ def main():
     n = 50
     ds = [100, 1_000, 10_000] if args.quick else [100, 1_000, 10_000, 100_000, 1_000_000]
     alphas = [1e-2, 1.0] if args.quick else [1e-4, 1e-2, 1.0, 100.0]
-    full_max_d = 1_000
+    full_max_d = 100 if args.quick else 1_000
     rows = []
     for d in ds:
         prob, _ = lf.sparse_regression(jr.PRNGKey(0), n, d, 5)
