@@ -140,19 +140,30 @@ def get_program(
 
         else:  # pragma: no cover - validated by Sweep
             raise ValueError(mode)
-        fn = jax.shard_map(
-            local,
-            mesh=mesh,
-            in_specs=(P(_AXIS), P(_AXIS), P()),
-            out_specs=P(_AXIS),
-            check_vma=False,
-        )
+        ndev = len(devices)
+
+        def split(x):
+            # (batch, ...) -> (devices, batch / devices, ...), sharded on the device axis.
+            x = x.reshape((ndev, -1) + x.shape[1:])
+            return jax.lax.with_sharding_constraint(x, sharded)
+
+        def fn(dynamic, index, root):
+            # GSPMD partitions the leading (device) axis of this vmap across the mesh. (A
+            # `shard_map` would do the same, but inside it abstract values carry the manual
+            # mesh in their types, which breaks the pytree-structure checks of the linear
+            # solves in implicit ODE steps.)
+            out = jax.vmap(local, in_axes=(0, 0, None))(
+                tuple(split(d) for d in dynamic), split(index), root
+            )
+            return jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
+
+        fn = jax.jit(fn, in_shardings=(sharded, sharded, replicated), out_shardings=sharded)
         args = (
             tuple(_struct((batch,), d, sharded) for d in dynamic_dtypes),
             _struct((batch,), index_dtype, sharded),
             _struct(root_key.shape, root_key.dtype, replicated),
         )
-        compiled = jax.jit(fn).lower(*args).compile()
+        compiled = fn.lower(*args).compile()
         try:
             mem = compiled.memory_analysis()
             program.memory_bytes = int(

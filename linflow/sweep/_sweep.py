@@ -89,7 +89,7 @@ class Sweep:
     overrides this.
 
     **Execution.** The points of one static combination are split into chunks. A chunk is
-    one compiled call, sharded over `devices` with `jax.shard_map`; within a device the
+    one compiled call, sharded over `devices` (a `Mesh` and `NamedSharding`); within a device the
     points run either vectorised (`mode="vmap"`: one batched solve, which runs as long as
     its slowest member) or one after the other (`mode="map"`: `lax.map` inside the compiled
     call; `mode="loop"`: a Python loop over a compiled single-point call, one device).
