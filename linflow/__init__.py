@@ -16,10 +16,16 @@ from .models import (
     HadamardNet as HadamardNet,
     Symmetric as Symmetric,
     TwoLayer as TwoLayer,
+    balanced_init as balanced_init,
+    gaussian_init as gaussian_init,
+    invariant_set_init as invariant_set_init,
+    spectral_init as spectral_init,
+    width_scaled_init as width_scaled_init,
 )
 from .problems import (
     AbstractProblem as AbstractProblem,
     Classification as Classification,
+    Factorization as Factorization,
     Regression as Regression,
     sparse_regression as sparse_regression,
 )

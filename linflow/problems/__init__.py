@@ -7,5 +7,6 @@ whose predictor shape matches.
 
 from ._base import AbstractProblem as AbstractProblem
 from .classification import Classification as Classification
+from .factorization import Factorization as Factorization
 from .generators import sparse_regression as sparse_regression
 from .regression import Regression as Regression
