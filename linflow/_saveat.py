@@ -42,7 +42,7 @@ class SaveAt(eqx.Module):
         if self.t_min is not None and self.t_max is not None and not 0 < self.t_min < self.t_max:
             raise ValueError("`SaveAt` needs 0 < t_min < t_max.")
 
-    def times(self, time_scale: float, dtype) -> Float[Array, " times"]:
+    def times(self, time_scale, dtype) -> Float[Array, " times"]:
         """The save times for a problem whose natural time scale is `time_scale`."""
         if self.ts is not None:
             return jnp.asarray(self.ts, dtype)

@@ -131,18 +131,21 @@ def symmetric_spectral_solution(
     sigma0 = as_float_array(sigma0, "sigma0", ndim=1)
     if sigma0.shape != sigma.shape:
         raise ValueError(f"`sigma0` must have shape {sigma.shape}, got {sigma0.shape}.")
-    t = _times(t, sigma.dtype)[..., None]
-    a = 4.0 * t * sigma
-    small = jnp.abs(sigma) == 0
-    s_safe = jnp.where(small, 1.0, sigma)
-    g = jnp.where(small, 4.0 * t, -jnp.expm1(-a) / s_safe)
-    f = jnp.where(small, 4.0 * t, jnp.expm1(a) / s_safe)
-    pos = sigma >= 0
-    return jnp.where(
+    t = _times(t, sigma.dtype)
+    tt = t.reshape(-1, 1)
+    sig, sig0 = sigma[None, :], sigma0[None, :]
+    a = 4.0 * tt * sig
+    small = jnp.abs(sig) == 0
+    s_safe = jnp.where(small, 1.0, sig)
+    g = jnp.where(small, 4.0 * tt, -jnp.expm1(-a) / s_safe)
+    f = jnp.where(small, 4.0 * tt, jnp.expm1(a) / s_safe)
+    pos = sig >= 0
+    out = jnp.where(
         pos,
-        sigma0 / (jnp.exp(-jnp.where(pos, a, 0.0)) + sigma0 * g),
-        sigma0 * jnp.exp(jnp.where(pos, 0.0, a)) / (1.0 + sigma0 * f),
+        sig0 / (jnp.exp(-jnp.where(pos, a, 0.0)) + sig0 * g),
+        sig0 * jnp.exp(jnp.where(pos, 0.0, a)) / (1.0 + sig0 * f),
     )
+    return out.reshape(t.shape + sigma.shape)
 
 
 def spectral_rate(sigma, lambda0):
@@ -212,19 +215,19 @@ def spectral_singular_values(
             f"{x0.shape}, {lambda0.shape}."
         )
     t = _times(t, sigma.dtype)
-    tt = t[..., None]
+    tt = t.reshape(-1, 1)
     b = 4.0 * sigma * x0 + lambda0**2
     root = jnp.sqrt(b**2 + 4.0 * lambda0**2 * (sigma - x0) ** 2)
     good = b > 0
     C = (sigma - x0) / jnp.where(good, root + b, 1.0)
-    e = jnp.exp(-spectral_rate(sigma, lambda0) * tt)
+    e = jnp.exp(-spectral_rate(sigma, lambda0)[None, :] * tt)
     num = sigma - 2.0 * C * lambda0**2 * e - 4.0 * sigma * lambda0**2 * C**2 * e**2
     den = 1.0 + 8.0 * sigma * C * e - 4.0 * lambda0**2 * C**2 * e**2
     closed = num / den
-    fallback = jax.vmap(lambda s, a, lam: _scalar_by_riccati(s, a, lam, t), out_axes=-1)(
+    fallback = jax.vmap(lambda s, a, lam: _scalar_by_riccati(s, a, lam, tt[:, 0]), out_axes=-1)(
         sigma, x0, lambda0
     )
-    return jnp.where(good, closed, fallback)
+    return jnp.where(good, closed, fallback).reshape(t.shape + sigma.shape)
 
 
 def _check_factorization_model(Y, U0, V0):

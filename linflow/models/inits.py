@@ -112,13 +112,16 @@ def balanced_init(
     svd = data_svd(X)
     A = svd.Phi1.T @ Theta0
     evals, evecs = jnp.linalg.eigh(A.T @ A)
-    if not bool(evals[0] > max(m, svd.rank) * jnp.finfo(evals.dtype).eps * evals[-1]):
+    # singular values of Phi1^T Theta0 relative to ||Theta0||_2 (a Theta0 in the null space of
+    # X gives rounding-level values, not exact zeros)
+    tol = (max(D, m) * float(jnp.finfo(evals.dtype).eps) * jnp.linalg.norm(Theta0, 2)) ** 2
+    if not bool(evals[0] > tol):
         raise ValueError(
             "`Theta0` projected on the row space of `X` is rank deficient: "
             "Theta0^T Phi1 Phi1^T Theta0 is singular, so no balanced factorisation exists."
         )
-    Mq = (evecs * evals**0.25) @ evecs.T
-    Mmq = (evecs * evals**-0.25) @ evecs.T
+    Mq = (evecs * evals[None, :] ** 0.25) @ evecs.T
+    Mmq = (evecs * evals[None, :] ** -0.25) @ evecs.T
     Q = _orthonormal_columns(key, h, m, Theta0.dtype)
     return TwoLayer(Theta0 @ Mmq @ Q.T, Mq @ Q.T)
 
