@@ -108,6 +108,7 @@ def test_general_init_limit_is_min_norm_plus_null_space_term(gaussian_run):
     assert _rel(theta_inf, limits.min_norm_solution(X, Y)) > 1e-2
 
 
+@pytest.mark.slow
 def test_invariant_set_init_converges_to_min_norm(getkey):
     X, Y = _data(getkey())
     model0 = linflow.invariant_set_init(getkey(), X, M, H, scale=0.5)

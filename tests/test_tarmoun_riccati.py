@@ -44,13 +44,13 @@ def _sym_target(key, n, zero_eig=False):
     Y = 0.5 * (A + A.T)
     if zero_eig:
         s, P = jnp.linalg.eigh(Y)
-        Y = (P * s.at[0].set(0.0)) @ P.T  # exactly singular: eq. (8) cannot invert it
+        Y = (P * s.at[0].set(0.0)[None, :]) @ P.T  # exactly singular: eq. (8) cannot invert it
     return Y
 
 
 @pytest.mark.parametrize(
     "n,k,scale,zero_eig",
-    [(4, 6, 0.3, False), (5, 3, 0.5, False), (4, 6, 1e-3, True)],
+    [(4, 3, 0.5, False), (4, 6, 1e-3, True)],  # rank-deficient start; singular Y, tiny start
 )
 def test_symmetric_flow_matches_riccati_closed_form(getkey, n, k, scale, zero_eig):
     Y = _sym_target(getkey(), n, zero_eig)
@@ -71,7 +71,7 @@ def test_symmetric_closed_form_uses_only_the_symmetric_part_and_reaches_psd_proj
     # Cor. 1 / Prop. 2: the limit is the projection of Y on the PSD cone; t = 1e8 must not
     # overflow (e^{4tY} is never formed).
     s, P = jnp.linalg.eigh(0.5 * (A + A.T))
-    proj = (P * jnp.maximum(s, 0.0)) @ P.T
+    proj = (P * jnp.maximum(s, 0.0)[None, :]) @ P.T
     late = limits.symmetric_riccati_solution(A, U0, jnp.array([1e3, 1e8]))
     assert bool(jnp.all(jnp.isfinite(late)))
     np.testing.assert_allclose(late, jnp.stack([proj, proj]), atol=1e-12)
@@ -94,21 +94,19 @@ def test_symmetric_spectral_eigenvalues_match_eq9_and_the_flow(getkey):
     np.testing.assert_allclose(eq9, printed, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("lambda0", [0.8, -0.6, 0.0])
-def test_asymmetric_spectral_flow_matches_eq17(getkey, lambda0):
+@pytest.mark.slow
+def test_asymmetric_spectral_flow_matches_eq17(getkey):
     m, n, k = 3, 5, 7
     Y = jr.normal(getkey(), (m, n))
     x0 = jnp.array([0.05, -0.02, 0.3])  # one component starts with the wrong sign
+    lambda0 = jnp.array([0.8, -0.6, 0.0])  # per-component imbalance, one balanced
     model0 = linflow.spectral_init(Y, k, x0, lambda0, key=getkey())
-    np.testing.assert_allclose(
-        model0.conserved()["imbalance"],
-        model0.U.T @ model0.U - model0.V.T @ model0.V,
-    )
     sol = _flow(model0, Y)
     closed = limits.spectral_factorization_solution(Y, model0, TS)
     assert _max_rel(sol.predictors, closed) <= 1e-8
-    # conserved imbalance, 1e-9 relative
-    assert float(sol.conserved_drift()["imbalance"]) <= 1e-9
+    # the conserved imbalance U^T U - V^T V drifts by <= 1e-9 relative
+    Q = sol.conserved["imbalance"]
+    assert float(jnp.abs(Q - Q[:1]).max() / jnp.abs(Q[0]).max()) <= 1e-9
 
 
 def test_spectral_component_converges_at_rate_sqrt_4sigma2_plus_lambda2():
@@ -132,6 +130,7 @@ def _isotropic_init(key, m, n, k, lam):
     return linflow.TwoLayer(Q @ (P * jnp.sqrt(s)[None, :]) @ P.T, V)
 
 
+@pytest.mark.slow
 def test_isotropic_imbalance_flow_matches_prop5(getkey):
     m, n, k, lam = 5, 4, 3, 0.7
     Y = jr.normal(getkey(), (m, n))
@@ -144,6 +143,7 @@ def test_isotropic_imbalance_flow_matches_prop5(getkey):
     assert _max_rel(W @ jnp.swapaxes(W, 1, 2), RR) <= 1e-8
 
 
+@pytest.mark.slow
 def test_regularised_flow_from_any_init_matches_prop5(getkey):
     # Prop. 4: the flow of 1/2||Y - UV^T||^2 + 1/8||U^T U - V^T V - lam I||^2 is eq. (25),
     # solved by Prop. 5 from ANY init (here k = 9 > m + n, where lam I cannot be reached).

@@ -10,7 +10,7 @@ as $0$ when $k$ exceeds the size of $A$ (Min et al. 2021, before Thm 1).
 """
 
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_float_array
 from ..models.factorization import TwoLayer
@@ -56,9 +56,9 @@ def min_rate_bound(
     model0: TwoLayer,
     X: Float[Array, "n D"],
     Y: Float[Array, "n m"],
-    t: Float[Array, " T"],
+    t: Float[ArrayLike, "*T"],
     svd: DataSVD | None = None,
-) -> Float[Array, " T"]:
+) -> Float[Array, "*T"]:
     r"""Min et al. 2021, Thm 1, eq. (10): along the gradient flow,
 
     $$L(t) - L^\star \le e^{-2\lambda_r(\Sigma_x)\,c\,t}\,(L(0) - L^\star),$$
@@ -142,9 +142,9 @@ def margin_rate_bound(
     model0: TwoLayer,
     X: Float[Array, "n D"],
     Y: Float[Array, "n m"],
-    t: Float[Array, " T"],
+    t: Float[ArrayLike, "*T"],
     svd: DataSVD | None = None,
-) -> Float[Array, " T"]:
+) -> Float[Array, "*T"]:
     r"""$L(t) - L^\star \le e^{-\lambda_r(\Sigma_x)\tilde c\,t}(L(0) - L^\star)$ with
     $\tilde c$ from `margin_rate` (Min et al. 2021, slides, Thm 1; positive when the
     imbalance or the margin

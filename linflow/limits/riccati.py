@@ -13,7 +13,7 @@ exponentials are never formed where they could overflow, and $Y$ is never invert
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_float_array
 from ..models.factorization import TwoLayer
@@ -62,7 +62,7 @@ def _riccati_one_time(sigma, Ut, X0, t):
 
 
 def symmetric_riccati_solution(
-    Y: Float[Array, "n n"], U0: Float[Array, "n k"], t: Float[Array, "*T"]
+    Y: Float[Array, "n n"], U0: Float[Array, "n k"], t: Float[ArrayLike, "*T"]
 ) -> Float[Array, "*T n n"]:
     r"""$X(t) = U(t)U(t)^\top$ along the flow of $\tfrac12\|Y - UU^\top\|_F^2$
     (Tarmoun et al. 2021, Prop. 1, eq. (8)):
@@ -107,7 +107,7 @@ def symmetric_riccati_solution(
 
 
 def symmetric_spectral_solution(
-    sigma: Float[Array, " n"], sigma0: Float[Array, " n"], t: Float[Array, "*T"]
+    sigma: Float[Array, " n"], sigma0: Float[Array, " n"], t: Float[ArrayLike, "*T"]
 ) -> Float[Array, "*T n"]:
     r"""The eigenvalues of $X(t)$ under a spectral initialisation (Tarmoun et al. 2021,
     Cor. 1, eq. (9)):
@@ -179,7 +179,7 @@ def spectral_singular_values(
     sigma: Float[Array, " p"],
     x0: Float[Array, " p"],
     lambda0: Float[Array, " p"],
-    t: Float[Array, "*T"],
+    t: Float[ArrayLike, "*T"],
 ) -> Float[Array, "*T p"]:
     r"""The singular values $x_i(t)$ of $UV^\top$ under a spectral initialisation (Tarmoun et al.
     2021, Prop. 3, eqs. (17) and (22)): $x = \bar u\bar v$ with $\bar u^2 - \bar v^2 = \lambda_0$
@@ -221,13 +221,14 @@ def spectral_singular_values(
     good = b > 0
     C = (sigma - x0) / jnp.where(good, root + b, 1.0)
     e = jnp.exp(-spectral_rate(sigma, lambda0)[None, :] * tt)
-    num = sigma - 2.0 * C * lambda0**2 * e - 4.0 * sigma * lambda0**2 * C**2 * e**2
-    den = 1.0 + 8.0 * sigma * C * e - 4.0 * lambda0**2 * C**2 * e**2
+    sg, Cg, lg = sigma[None, :], C[None, :], lambda0[None, :] ** 2
+    num = sg - 2.0 * Cg * lg * e - 4.0 * sg * lg * Cg**2 * e**2
+    den = 1.0 + 8.0 * sg * Cg * e - 4.0 * lg * Cg**2 * e**2
     closed = num / den
     fallback = jax.vmap(lambda s, a, lam: _scalar_by_riccati(s, a, lam, tt[:, 0]), out_axes=-1)(
         sigma, x0, lambda0
     )
-    return jnp.where(good, closed, fallback).reshape(t.shape + sigma.shape)
+    return jnp.where(good[None, :], closed, fallback).reshape(t.shape + sigma.shape)
 
 
 def _check_factorization_model(Y, U0, V0):
@@ -243,7 +244,7 @@ def _check_factorization_model(Y, U0, V0):
 
 
 def spectral_factorization_solution(
-    Y: Float[Array, "m n"], model0: TwoLayer, t: Float[Array, "*T"]
+    Y: Float[Array, "m n"], model0: TwoLayer, t: Float[ArrayLike, "*T"]
 ) -> Float[Array, "*T m n"]:
     r"""$U(t)V(t)^\top$ from a spectral initialisation (Tarmoun et al. 2021, Def. 3 and
     Prop. 3): with $Y = \Phi\Sigma\Psi^\top$, $U_0 = \Phi\bar U_0G^\top$,
@@ -272,7 +273,7 @@ def isotropic_imbalance_solution(
     U0: Float[Array, "m k"],
     V0: Float[Array, "n k"],
     lambda0: float,
-    t: Float[Array, "*T"],
+    t: Float[ArrayLike, "*T"],
 ) -> Float[Array, "*T m+n m+n"]:
     r"""$R(t)R(t)^\top$ with $R = [U; V]$ for the Riccati equation $\dot R = \tilde SR -
     \tfrac12RR^\top R$ (Tarmoun et al. 2021, Prop. 5, eqs. (29)-(30)),

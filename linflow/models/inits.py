@@ -178,7 +178,7 @@ def spectral_init(
     Y: Float[Array, "m n"],
     k: int,
     x0: float | Float[Array, " p"],
-    lambda0: float,
+    lambda0: float | Float[Array, " p"],
     key: PRNGKeyArray | None = None,
 ) -> TwoLayer:
     r"""The asymmetric spectral initialisation (Tarmoun et al. 2021, Def. 3) with a scalar
@@ -195,7 +195,7 @@ def spectral_init(
     - `Y`: target, shape `(m, n)`.
     - `k`: width, $\ge \min(m, n)$.
     - `x0`: initial singular values $U_0V_0^\top$ along those of $Y$ (scalar or shape `(p,)`).
-    - `lambda0`: the imbalance of each component.
+    - `lambda0`: the imbalance of each component (scalar, or shape `(p,)`).
     - `key`: a random orthogonal $G$ (the flow's rotation symmetry); `None` for $G = I$.
 
     **Returns:** a `TwoLayer` with `U` of shape `(m, k)` and `V` of shape `(n, k)`.
@@ -208,7 +208,7 @@ def spectral_init(
         raise ValueError(f"`k` must be >= min(m, n) = {p} for a spectral initialisation, got {k}.")
     Phi, _, PsiT = jnp.linalg.svd(Y, full_matrices=False)
     x0 = jnp.broadcast_to(jnp.asarray(x0, Y.dtype), (p,))
-    lam = jnp.asarray(lambda0, Y.dtype)
+    lam = jnp.broadcast_to(jnp.asarray(lambda0, Y.dtype), (p,))
     u = jnp.sqrt(0.5 * (lam + jnp.sqrt(lam**2 + 4.0 * x0**2)))
     v = jnp.where(u > 0, x0 / jnp.where(u > 0, u, 1.0), jnp.sqrt(jnp.maximum(-lam, 0.0)))
     G = _orthonormal_columns(key, k, k, Y.dtype)
