@@ -21,9 +21,11 @@ matplotlib.use("Agg")
 HERE = pathlib.Path(__file__).parent
 
 
-def parse(description):
+def parse(description, extra=None):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="small sizes, < 60 s, results/quick/")
+    if extra is not None:
+        extra(p)
     args = p.parse_args()
     out = HERE / "results" / ("quick" if args.quick else "")
     os.makedirs(out, exist_ok=True)

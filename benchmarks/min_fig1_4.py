@@ -21,11 +21,17 @@ from linflow import limits
 
 
 def main():
-    args, out = parse(__doc__)
+    def extra(p):
+        p.add_argument("--widths", type=int, nargs="+", help="override the widths")
+        p.add_argument("--seeds", type=int, help="override the number of seeds")
+
+    args, out = parse(__doc__, extra)
     if args.quick:
         D, n, widths, seeds = 40, 10, [40, 160, 640], 3
     else:
         D, n, widths, seeds = 400, 100, [500, 1000, 2000, 5000, 10000], 5
+    widths = args.widths or widths
+    seeds = args.seeds or seeds
     m = 1
     kx, kt, ke = jr.split(jr.PRNGKey(0), 3)
     X = jr.normal(kx, (n, D)) / np.sqrt(D)
