@@ -26,12 +26,18 @@ from .models import (
     Symmetric as Symmetric,
     TensorNet as TensorNet,
     TwoLayer as TwoLayer,
+    balanced_init as balanced_init,
+    gaussian_init as gaussian_init,
+    invariant_set_init as invariant_set_init,
     lifted_matrix as lifted_matrix,
     scaled_gaussian as scaled_gaussian,
+    spectral_init as spectral_init,
+    width_scaled_init as width_scaled_init,
 )
 from .problems import (
     AbstractProblem as AbstractProblem,
     Classification as Classification,
+    Factorization as Factorization,
     MatrixCompletion as MatrixCompletion,
     MatrixSensing as MatrixSensing,
     Regression as Regression,

@@ -1,5 +1,13 @@
 """Analytic limits and closed forms: pure functions, each citing the result it implements."""
 
+from .bounds import (
+    imbalance_level as imbalance_level,
+    margin_rate as margin_rate,
+    margin_rate_bound as margin_rate_bound,
+    min_rate_bound as min_rate_bound,
+    min_width_bound as min_width_bound,
+    width_law_exponent as width_law_exponent,
+)
 from .hypentropy import (
     hypentropy as hypentropy,
     hypentropy_kkt_residual as hypentropy_kkt_residual,
@@ -11,6 +19,15 @@ from .regimes import (
     alpha_l2_threshold as alpha_l2_threshold,
     q_depth as q_depth,
     sparse_dense_ratio as sparse_dense_ratio,
+)
+from .riccati import (
+    isotropic_imbalance_solution as isotropic_imbalance_solution,
+    regularised_factorization_loss as regularised_factorization_loss,
+    spectral_factorization_solution as spectral_factorization_solution,
+    spectral_rate as spectral_rate,
+    spectral_singular_values as spectral_singular_values,
+    symmetric_riccati_solution as symmetric_riccati_solution,
+    symmetric_spectral_solution as symmetric_spectral_solution,
 )
 from .schatten import (
     joint_eigenbasis as joint_eigenbasis,
@@ -32,4 +49,15 @@ from .tensor import (
     tensor_Q as tensor_Q,
     tensor_regression_limit as tensor_regression_limit,
     two_layer_single_point_limit as two_layer_single_point_limit,
+)
+from .two_layer import (
+    DataSVD as DataSVD,
+    data_svd as data_svd,
+    invariant_set_distance as invariant_set_distance,
+    min_error as min_error,
+    min_imbalance as min_imbalance,
+    min_limit as min_limit,
+    min_norm_solution as min_norm_solution,
+    optimal_loss as optimal_loss,
+    split_weights as split_weights,
 )

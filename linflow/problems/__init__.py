@@ -8,6 +8,7 @@ whose predictor shape matches.
 from ._base import AbstractProblem as AbstractProblem
 from .classification import Classification as Classification
 from .completion import MatrixCompletion as MatrixCompletion
+from .factorization import Factorization as Factorization
 from .generators import sparse_regression as sparse_regression
 from .matrix_instances import (
     commuting_sensing as commuting_sensing,
