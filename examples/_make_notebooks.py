@@ -120,8 +120,10 @@ assert max(r["err_Q"] for r in rows) < 1e-6  # the flow lands on the Q_alpha min
 """),
     code("""
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.semilogx(alphas, [r["l1_ratio"] for r in rows], "o-", label=r"$\\|\\beta\\|_1 / \\|\\beta_{\\ell_1}\\|_1$")
-ax.semilogx(alphas, [r["l2_ratio"] for r in rows], "s-", label=r"$\\|\\beta\\|_2^2 / \\|\\beta_{\\ell_2}\\|_2^2$")
+l1_label = r"$\\|\\beta\\|_1 / \\|\\beta_{\\ell_1}\\|_1$"
+l2_label = r"$\\|\\beta\\|_2^2 / \\|\\beta_{\\ell_2}\\|_2^2$"
+ax.semilogx(alphas, [r["l1_ratio"] for r in rows], "o-", label=l1_label)
+ax.semilogx(alphas, [r["l2_ratio"] for r in rows], "s-", label=l2_label)
 ax.axhline(1, color="k", lw=0.5)
 ax.set_xlabel(r"$\\alpha$")
 ax.legend()
@@ -139,9 +141,10 @@ alpha = 0.1
 flow_limit = lf.flow(lf.DiagonalNet.unbiased(d, alpha), problem).final.predictor()
 steps = 5_000 if SMALL else 50_000
 for eta in [1e-2, 3e-3, 1e-3]:
-    g = lf.gd(lf.DiagonalNet.unbiased(d, alpha), problem, eta, steps=int(steps * 1e-3 / eta) if eta > 1e-3 else steps, throw=False)
-    gap = float(jnp.linalg.norm(g.final.predictor() - flow_limit) / jnp.linalg.norm(flow_limit))
-    print(f"eta={eta:g}: {int(g.ts[-1] / eta)} steps, relative distance to the flow's limit {gap:.1e}")
+    k = int(round(steps * 1e-3 / eta))  # the same time horizon k * eta for every step size
+    g = lf.gd(lf.DiagonalNet.unbiased(d, alpha), problem, eta, steps=k, throw=False)
+    gap = jnp.linalg.norm(g.final.predictor() - flow_limit) / jnp.linalg.norm(flow_limit)
+    print(f"eta={eta:g}: {k} steps, relative distance to the flow's limit {float(gap):.1e}")
 """),
 ]
 
@@ -164,10 +167,9 @@ notebook checks the paper's statements with linflow:
     code("""
 import jax.numpy as jnp
 import jax.random as jr
-import matplotlib.pyplot as plt
-import numpy as np
 
 import linflow as lf
+
 
 n, d = (20, 50) if SMALL else (40, 100)
 problem, beta_star = lf.sparse_regression(jr.PRNGKey(1), n=n, d=d, sparsity=4)
@@ -205,17 +207,19 @@ for a, kind in [(a1, "rich"), (a2, "kernel")]:
 
 `linflow.kernel.Linearised(model0)` is the first-order Taylor model around the initialisation;
 it flows through the same `linflow.flow`, and `tangent_kernel_limit` gives its limit in closed
-form (the minimum-RKHS-norm interpolant; here min-$\\ell_2$). At large $\\alpha$ the two limits coincide (and the
-tangent kernel barely moves); at small $\\alpha$ they differ.
+form (the minimum-RKHS-norm interpolant; here min-$\\ell_2$). At large $\\alpha$ the two
+limits coincide (and the tangent kernel barely moves); at small $\\alpha$ they differ.
 """),
     code("""
 for alpha in [0.05, 1.0, 10.0]:
     m0 = lf.DiagonalNet.unbiased(d, alpha)
     full = lf.flow(m0, problem, throw=False).final
     lin = lf.kernel.tangent_kernel_limit(m0, problem)  # closed form of the linearised flow's limit
-    gap = float(jnp.linalg.norm(full.predictor() - lin.predictor()) / jnp.linalg.norm(lin.predictor()))
+    b_lin = lin.predictor()
+    gap = float(jnp.linalg.norm(full.predictor() - b_lin) / jnp.linalg.norm(b_lin))
     change = float(lf.kernel.kernel_change(m0, full, problem))
-    print(f"alpha={alpha:5g}: |b_flow - b_kernel|/|b_kernel| = {gap:.2e}, relative kernel change {change:.2e}")
+    print(f"alpha={alpha:5g}: |b_flow - b_kernel|/|b_kernel| = {gap:.2e}, "
+          f"relative kernel change {change:.2e}")
 """),
     md("""
 ## 3. Phase diagram with `linflow.Sweep` (Fig. 1)
@@ -261,9 +265,11 @@ d_mc, n_obs = (6, 24) if SMALL else (10, 60)
 prob_mc, Y_star = lf.matrix_completion(jr.PRNGKey(0), (d_mc, d_mc), 1, n_obs)
 solver = lf.SolverChoice(diffrax.Dopri8(), rtol=1e-10, atol=1e-12)
 nuc_star = float(jnp.linalg.norm(Y_star, "nuc"))
-for alpha, k in ([(0.01, 4), (1.0, 4)] if SMALL else [(0.01, 10), (0.1, 10), (0.5, 10), (1.0, 10), (0.3, 100)]):
+settings = [(0.01, 4), (1.0, 4)] if SMALL else [(0.03, 10), (0.1, 10), (0.3, 10), (1.0, 10)]
+for alpha, k in settings:
     m0 = lf.scaled_gaussian(jr.PRNGKey(1), (d_mc, d_mc), k, alpha)
-    sol = lf.flow(m0, prob_mc, solver=solver, stop=lf.Converged(1e-8), throw=False, max_steps=200_000)
+    sol = lf.flow(m0, prob_mc, solver=solver, stop=lf.Converged(1e-8), throw=False,
+                  max_steps=200_000)
     M = sol.final.predictor()
     err = float(jnp.linalg.norm(M - Y_star) / jnp.linalg.norm(Y_star))
     print(f"alpha={alpha:5g} k={k:4d} alpha^2 k={alpha**2 * k:8.3g}: {sol.status}, "
@@ -317,14 +323,16 @@ def point_fn(point, key):
             "result": sol.result}
 
 
-grid = {"alpha": jnp.logspace(-3, 0, 8 if SMALL else 32), "init": jnp.arange(num_inits // (8 if SMALL else 32))}
+num_alphas = 8 if SMALL else 32
+grid = {"alpha": jnp.logspace(-3, 0, num_alphas), "init": jnp.arange(num_inits // num_alphas)}
 path = tempfile.mkdtemp()
 sweep = lf.Sweep(grid, point_fn, path=path, group_by="alpha", quiet=SMALL)
 t0 = time.perf_counter()
 table = sweep.run()
 wall = time.perf_counter() - t0
-print(f"{len(table)} flows in {wall:.1f} s ({len(table) / wall:.1f} flows/s, compilation included), "
-      f"mode {sweep.resolved_mode!r}; {np.mean(table['status'] == 'ok') * 100:.0f}% converged")
+ok = np.mean(table["status"] == "ok") * 100
+print(f"{len(table)} flows in {wall:.1f} s ({len(table) / wall:.1f} flows/s, "
+      f"compilation included), mode {sweep.resolved_mode!r}; {ok:.0f}% converged")
 """),
     md("Running again resumes from disk: nothing is recomputed."),
     code("""
@@ -350,7 +358,11 @@ fig.tight_layout()
 
 def write(name, cells):
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     nb.metadata["accelerator"] = "GPU"
     nb.metadata["colab"] = {"provenance": []}
@@ -358,7 +370,21 @@ def write(name, cells):
     nbformat.write(nb, HERE / name)
 
 
+def tidy():
+    """Format the generated notebooks with ruff, when it is installed."""
+    import subprocess
+    import sys
+
+    paths = [str(p) for p in sorted(HERE.glob("*.ipynb"))]
+    for args in (["check", "--fix", "--quiet"], ["format", "--quiet"]):
+        try:
+            subprocess.run([sys.executable, "-m", "ruff", *args, *paths], check=False)
+        except OSError:
+            return
+
+
 if __name__ == "__main__":
     write("01_quickstart.ipynb", QUICKSTART)
     write("03_woodworth.ipynb", WOODWORTH)
     write("06_scaling.ipynb", SCALING)
+    tidy()
