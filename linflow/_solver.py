@@ -56,7 +56,7 @@ class Auto(eqx.Module):
       `implicit_max_size` parameters an explicit high-order solver is used instead.
     """
 
-    implicit_max_size: int = 1500
+    implicit_max_size: int = 256
 
     def choose(self, system, problem) -> SolverChoice:
         del problem
