@@ -2,7 +2,7 @@
 
 import importlib.metadata
 
-from . import limits as limits, losses as losses, problems as problems
+from . import lifted as lifted, limits as limits, losses as losses, problems as problems
 from ._flow import flow as flow
 from ._gd import gd as gd
 from ._results import RESULTS as RESULTS
@@ -10,6 +10,7 @@ from ._saveat import SaveAt as SaveAt
 from ._solution import FlowSolution as FlowSolution
 from ._solver import Auto as Auto, SolverChoice as SolverChoice
 from ._stop import Converged as Converged
+from .lifted import LiftedSymmetric as LiftedSymmetric, LiftedTwoLayer as LiftedTwoLayer
 from .models import (
     AbstractModel as AbstractModel,
     DeepLinear as DeepLinear,
