@@ -50,10 +50,17 @@ def main():
             t_goal = t_gd * k_goal / cap
             rows.append(
                 dict(
-                    alpha=alpha, eta=eta, flow_time_s=t_flow, flow_error=err_flow,
-                    gd_steps_cap=cap, gd_time_total_s=t_gd, gd_best_error=best,
-                    gd_steps_to_goal=k_goal, gd_time_to_goal_s=t_goal,
-                    goal_error=goal, time_ratio_gd_over_flow=t_goal / t_flow,
+                    alpha=alpha,
+                    eta=eta,
+                    flow_time_s=t_flow,
+                    flow_error=err_flow,
+                    gd_steps_cap=cap,
+                    gd_time_total_s=t_gd,
+                    gd_best_error=best,
+                    gd_steps_to_goal=k_goal,
+                    gd_time_to_goal_s=t_goal,
+                    goal_error=goal,
+                    time_ratio_gd_over_flow=t_goal / t_flow,
                     gd_curve=[(int(k), float(e)) for k, e in zip(save, errs)],
                 )
             )

@@ -45,8 +45,14 @@ def main():
                     ok = bool(sol.result == lf.RESULTS.converged)
                     rows.append(
                         dict(
-                            depth=depth, form=form, solver=name, chosen=sol.solver, alpha=alpha,
-                            steps=int(sol.stats["num_steps"]), time_s=wall, converged=ok,
+                            depth=depth,
+                            form=form,
+                            solver=name,
+                            chosen=sol.solver,
+                            alpha=alpha,
+                            steps=int(sol.stats["num_steps"]),
+                            time_s=wall,
+                            converged=ok,
                             residual=float(sol.residual),
                         )
                     )

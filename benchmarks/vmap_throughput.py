@@ -51,9 +51,14 @@ def main():
         diff = float(jnp.max(jnp.abs(out_v - jnp.stack([o[0] for o in outs]))))
         rows.append(
             dict(
-                case=name, batch=batch, vmap_s=t_vmap, loop_s=t_loop,
-                vmap_flows_per_s=batch / t_vmap, loop_flows_per_s=batch / t_loop,
-                speedup_vmap_over_loop=t_loop / t_vmap, max_abs_difference=diff,
+                case=name,
+                batch=batch,
+                vmap_s=t_vmap,
+                loop_s=t_loop,
+                vmap_flows_per_s=batch / t_vmap,
+                loop_flows_per_s=batch / t_loop,
+                speedup_vmap_over_loop=t_loop / t_vmap,
+                max_abs_difference=diff,
                 all_converged=bool(jnp.all(res_v == lf.RESULTS.converged)),
             )
         )
