@@ -86,7 +86,7 @@ def _assert_same_path(model, lifted, problem, form):
         err = np.abs(P[t] - Q[t]).max() / np.abs(P[t]).max()
         assert err <= REL, (float(TS[t]), err)
     np.testing.assert_allclose(sol.losses, ref.losses, rtol=REL, atol=1e-14)
-    return sol
+    return ref, sol
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,13 @@ def test_lifted_regression_matches_twolayer(getkey, D, n, m, h, rank, form):
         Y = X @ jr.normal(getkey(), (D, m)) / np.sqrt(D)
     problem = lf.Regression(X / np.sqrt(D), Y)
     model = _twolayer(getkey(), D, m, h)
-    sol = _assert_same_path(model, LiftedTwoLayer.from_model(model), problem, form)
+    ref, sol = _assert_same_path(model, LiftedTwoLayer.from_model(model), problem, form)
+    # The whole Gram matrix, not only its U-V block: the row-space form maps its propagator
+    # back through G1, the null-space coupling C and the constant U2 U2^T.
+    W = np.concatenate([np.asarray(ref.models.U), np.asarray(ref.models.V)], axis=1)
+    G_ref = np.einsum("tih,tjh->tij", W, W)
+    scale = np.abs(G_ref).max()
+    np.testing.assert_allclose(np.asarray(sol.models.G), G_ref, rtol=0, atol=REL * scale)
     # The nonzero imbalance spectrum of the explicit model is conserved by the lifted flow.
     assert float(sol.conserved_drift()["imbalance_spectrum"]) < 1e-9
 
