@@ -4,6 +4,7 @@ import importlib.metadata
 
 from . import (
     kernel as kernel,
+    lifted as lifted,
     limits as limits,
     losses as losses,
     plot as plot,
@@ -18,6 +19,7 @@ from ._saveat import SaveAt as SaveAt
 from ._solution import FlowSolution as FlowSolution
 from ._solver import Auto as Auto, SolverChoice as SolverChoice
 from ._stop import Converged as Converged
+from .lifted import LiftedSymmetric as LiftedSymmetric, LiftedTwoLayer as LiftedTwoLayer
 from .models import (
     AbstractModel as AbstractModel,
     DeepLinear as DeepLinear,

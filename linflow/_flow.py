@@ -135,6 +135,15 @@ def flow(
 def _select_system(model, problem, form) -> AbstractFlowSystem:
     if form not in ("auto", "full", "reduced"):
         raise ValueError(f"`form` must be 'auto', 'full' or 'reduced', got {form!r}.")
+    if hasattr(model, "flow_system"):
+        # Lifted models (linflow.lifted) carry their own exact ODE: the gradient flow of their
+        # state (a Gram matrix) is not the network's flow.
+        if form == "full":
+            raise ValueError(
+                f"`form='full'` is not available for {type(model).__name__}: its state is a Gram "
+                "matrix, not the network's parameters. Use form='auto' (the lifted flow)."
+            )
+        return model.flow_system(problem)
     if form == "full":
         return GradientFlowSystem(model)
     from ._reduced import reduced_system

@@ -60,6 +60,11 @@ def gd(
     **Returns:** a `linflow.FlowSolution` (`stats["num_steps"]` = steps taken).
     """
     _validate(model, problem, stop)
+    if hasattr(model, "flow_system"):
+        raise TypeError(
+            f"`gd` needs a model whose state is its parameters; {type(model).__name__} is a "
+            "lifted (Gram-matrix) model. Run gd on the TwoLayer/Symmetric model instead."
+        )
     steps = int(steps)
     if steps < 1:
         raise ValueError(f"`steps` must be >= 1, got {steps}.")

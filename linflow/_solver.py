@@ -60,6 +60,8 @@ class Auto(eqx.Module):
 
     def choose(self, system, problem) -> SolverChoice:
         del problem
+        if hasattr(system, "solver_choice"):
+            return system.solver_choice()  # forms that know their own best solver (lifted)
         size = system.state_size()
         if size <= self.implicit_max_size:
             if system.name != "full":

@@ -1,0 +1,420 @@
+r"""Width-independent lifted dynamics of two-layer and symmetric factorisations.
+
+For `TwoLayer(U, V)` ($\Theta = UV^\top$, $U\in\mathbb R^{D\times h}$, $V\in\mathbb R^{m\times h}$)
+and any loss $L(\Theta)$ with gradient $g = \nabla L(\Theta)$, the gradient flow is
+$\dot U = -gV$, $\dot V = -g^\top U$. Stacking $W = [U; V]$ ($p = D + m$ rows, $h$ columns),
+
+$$\dot W = A W, \qquad A = \begin{pmatrix} 0 & -g \\ -g^\top & 0\end{pmatrix} = A^\top,$$
+
+so the Gram matrix $G = WW^\top$ obeys the closed ODE $\dot G = AG + GA$ with
+$\Theta = G_{[:D,\,D:]}$: a state of size $p^2$ whatever the width $h$ (the lifted matrix
+Woodworth et al. 2020 use in the proof of their matrix-completion results; Min et al. 2021,
+eq. (7), in Gram form). A Gaussian initialisation gives a Wishart $G(0)$, which is sampled
+directly (Bartlett decomposition), so a width-$10^6$ network costs what a width-$p$ one does.
+
+The imbalance $U^\top U - V^\top V = W^\top J W$, $J = \mathrm{diag}(I_D, -I_m)$, is conserved
+because $A^\top J + JA = 0$. It is $h\times h$, but its nonzero spectrum is that of $JG$ (the
+same $W$ on both sides), which the lifted model reports.
+
+For regression, $g = X^\top(X\Theta - Y)$ lies in the row space of $X$. With an orthonormal
+basis $\Phi_1$ of that row space and $\Phi_2$ of its complement, $U_2 = \Phi_2^\top U$ is
+constant and $W_1 = [\Phi_1^\top U; V]$ ($q = r + m$ rows) follows $\dot W_1 = A_1 W_1$ with
+$A_1 = [[0, -g_1], [-g_1^\top, 0]]$, $g_1 = \Phi_1^\top g$. So $W_1(t) = M(t)W_1(0)$ with the
+$q\times q$ propagator $\dot M = A_1 M$, $M(0) = I$, and everything follows from $M$:
+
+- $G_1 = W_1W_1^\top = M G_1(0) M^\top$, $\Theta_1 = \Phi_1^\top\Theta = G_{1[:r,\,r:]}$;
+- $C = U_2W_1^\top = C(0)M^\top$ (the linear $\dot C = CA_1$), and
+  $\Theta = \Phi_1\Theta_1 + \Phi_2 U_2V^\top$ with $\Phi_2U_2V^\top = N_0 M_{[r:,\,:]}^\top$,
+  $N_0 = \Phi_2 C(0)$;
+- $U_2U_2^\top$ is constant.
+
+For Min et al.'s setting ($D = 400$, $n = r = 100$, $m = 1$) that is $101^2$ states instead of
+$401^2$ (lifted) or $401h$ (parameters).
+
+The same closure holds for `Symmetric(U)`: $\dot U = -(g + g^\top)U$, so $G = UU^\top$
+(the predictor itself) follows the Riccati flow $\dot G = -(SG + GS)$, $S = g + g^\top$
+(Tarmoun et al. 2021, eq. (5), up to the time scale, for $L = \frac12\|Y - UU^\top\|_F^2$).
+"""
+
+import functools
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._system import AbstractFlowSystem
+from .models._base import AbstractModel
+from .models.factorization import Symmetric, TwoLayer
+from .problems import AbstractProblem, Regression
+
+
+def _check_width(h) -> int:
+    if isinstance(h, bool) or not isinstance(h, (int, np.integer)):
+        raise TypeError(f"`h` (the width) must be an int, got {type(h).__name__}.")
+    if h < 1:
+        raise ValueError(f"`h` (the width) must be >= 1, got {h}.")
+    return int(h)
+
+
+def _check_dim(x, name: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int, got {type(x).__name__}.")
+    if x < 1:
+        raise ValueError(f"`{name}` must be >= 1, got {x}.")
+    return int(x)
+
+
+def _check_scale(s, name: str) -> float:
+    try:
+        s = float(s)
+    except TypeError as e:
+        raise TypeError(f"`{name}` must be a positive number, got {type(s).__name__}.") from e
+    if not (np.isfinite(s) and s > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {s}.")
+    return s
+
+
+def wishart(key: PRNGKeyArray, scales: Float[Array, " p"], h: int) -> Float[Array, "p p"]:
+    r"""The Gram matrix $G = WW^\top$ of $W\in\mathbb R^{p\times h}$ with independent columns
+    $\mathcal N(0, \mathrm{diag}(s)^2)$: a Wishart $W_p(h, \mathrm{diag}(s)^2)$ matrix.
+
+    For $h \ge p$ it uses the Bartlett decomposition $G = \mathrm{diag}(s) LL^\top
+    \mathrm{diag}(s)$, $L$ lower triangular with $L_{ii}^2\sim\chi^2_{h-i+1}$ and
+    $L_{ij}\sim\mathcal N(0,1)$ below the diagonal: cost $O(p^3)$, independent of $h$. For
+    $h < p$ ($G$ of rank $h$) it samples $W$ itself.
+
+    Moments: $\mathbb E\,G = h\,\mathrm{diag}(s)^2$,
+    $\mathrm{Var}\,G_{ij} = h\,s_i^2 s_j^2(1 + \delta_{ij})$.
+
+    **Arguments:**
+
+    - `key`: a JAX PRNG key.
+    - `scales`: the standard deviations $s$ of the rows of $W$, shape `(p,)`.
+    - `h`: the number of columns of $W$ (the width), a Python int $\ge 1$.
+
+    **Returns:** $G$, shape `(p, p)`, symmetric positive semi-definite.
+    """
+    h = _check_width(h)
+    scales = jnp.asarray(scales)
+    if scales.ndim != 1 or scales.shape[0] < 1:
+        raise ValueError(f"`scales` must be a non-empty vector, got shape {tuple(scales.shape)}.")
+    if not jnp.issubdtype(scales.dtype, jnp.floating):
+        scales = scales.astype(jnp.result_type(float))
+    p = scales.shape[0]
+    dtype = scales.dtype
+    if h < p:
+        W = scales[:, None] * jr.normal(key, (p, h), dtype)
+        return W @ W.T
+    kdiag, koff = jr.split(key)
+    df = jnp.asarray(h - np.arange(p), dtype)
+    diag = jnp.sqrt(jr.chisquare(kdiag, df, dtype=dtype))
+    L = jnp.tril(jr.normal(koff, (p, p), dtype), k=-1) + jnp.diag(diag)
+    F = scales[:, None] * L
+    G = F @ F.T
+    return 0.5 * (G + G.T)
+
+
+def _imbalance_spectrum(G, signs):
+    # Nonzero spectrum of W^T J W equals that of F^T J F for any F with F F^T = G = W W^T.
+    lam, Q = jnp.linalg.eigh(0.5 * (G + G.T))
+    F = Q * jnp.sqrt(jnp.clip(lam, 0.0))[None, :]
+    return jnp.linalg.eigvalsh(F.T @ (signs[:, None] * F))
+
+
+class LiftedTwoLayer(AbstractModel):
+    r"""A two-layer linear network of any width, represented by its Gram matrix
+    $G = WW^\top$, $W = [U; V]$ (see the module docstring for the derivation).
+
+    The predictor is $\Theta = UV^\top = G_{[:D,\,D:]}$. `linflow.flow` integrates the exact
+    lifted dynamics $\dot G = AG + GA$ (or, for `linflow.Regression` with $n < D$, the
+    row-space propagator of size $(r+m)^2$); the trajectory of $\Theta$ is that of
+    `TwoLayer(U, V)` for every width $h$.
+
+    **Fields:**
+
+    - `G`: the Gram matrix, shape `(D + m, D + m)`, symmetric positive semi-definite.
+    - `D`: the input dimension (rows of $U$), static.
+
+    Build one with `LiftedTwoLayer.from_model(TwoLayer(U, V))` or sample a Gaussian
+    initialisation directly with `LiftedTwoLayer.gaussian(key, D, m, h, sigma_u, sigma_v)`.
+    """
+
+    G: Float[Array, "p p"]
+    D: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        if self.G.ndim != 2 or self.G.shape[0] != self.G.shape[1]:
+            raise ValueError(f"`G` must be a square matrix, got shape {tuple(self.G.shape)}.")
+        if not (1 <= self.D < self.G.shape[0]):
+            raise ValueError(
+                f"`D` must satisfy 1 <= D < G.shape[0] = {self.G.shape[0]} (so that m >= 1), "
+                f"got D = {self.D}."
+            )
+        if not isinstance(self.G, jax.core.Tracer):
+            G = np.asarray(self.G)
+            scale = max(np.abs(G).max(), np.finfo(G.dtype).tiny)
+            if not np.all(np.abs(G - G.T) <= 1e-8 * scale):
+                raise ValueError("`G` must be symmetric (it is the Gram matrix W W^T).")
+
+    @property
+    def m(self) -> int:
+        """The output dimension (rows of $V$)."""
+        return self.G.shape[0] - self.D
+
+    def predictor(self) -> Float[Array, "D m"]:
+        return self.G[: self.D, self.D :]
+
+    def conserved(self) -> dict[str, Array]:
+        r"""`imbalance_spectrum`: the eigenvalues of $JG$, $J = \mathrm{diag}(I_D, -I_m)$,
+        ascending (shape `(D + m,)`): the nonzero eigenvalues of the imbalance
+        $U^\top U - V^\top V$, padded with zeros (Min et al. 2021, eq. (8))."""
+        signs = jnp.concatenate([jnp.ones(self.D, self.G.dtype), -jnp.ones(self.m, self.G.dtype)])
+        return {"imbalance_spectrum": _imbalance_spectrum(self.G, signs)}
+
+    @classmethod
+    def from_model(cls, model: TwoLayer) -> "LiftedTwoLayer":
+        """The lifted model of `TwoLayer(U, V)`: $G = WW^\\top$, $W = [U; V]$."""
+        if not isinstance(model, TwoLayer):
+            raise TypeError(f"`model` must be a linflow.TwoLayer, got {type(model).__name__}.")
+        W = jnp.concatenate([model.U, model.V], axis=0)
+        G = W @ W.T
+        return cls(0.5 * (G + G.T), model.U.shape[0])
+
+    @classmethod
+    def gaussian(
+        cls,
+        key: PRNGKeyArray,
+        D: int,
+        m: int,
+        h: int,
+        sigma_u: float,
+        sigma_v: float,
+    ) -> "LiftedTwoLayer":
+        r"""The lifted model of `TwoLayer(U, V)` with $U_{ij}\sim\mathcal N(0,\sigma_U^2)$,
+        $V_{ij}\sim\mathcal N(0,\sigma_V^2)$ i.i.d., sampled in time independent of $h$
+        (see `linflow.lifted.wishart`). Min et al. 2021, Sec. 3.2: $\sigma = h^{-a}$.
+
+        **Arguments:**
+
+        - `key`: a JAX PRNG key.
+        - `D`, `m`: rows of $U$ and $V$.
+        - `h`: the width (any int $\ge 1$, e.g. $10^6$).
+        - `sigma_u`, `sigma_v`: standard deviations of the entries of $U$ and $V$.
+
+        **Returns:** a `LiftedTwoLayer` with $G$ of shape `(D + m, D + m)`.
+        """
+        D, m = _check_dim(D, "D"), _check_dim(m, "m")
+        h = _check_width(h)
+        su, sv = _check_scale(sigma_u, "sigma_u"), _check_scale(sigma_v, "sigma_v")
+        dtype = jnp.result_type(float)
+        scales = jnp.concatenate([jnp.full(D, su, dtype), jnp.full(m, sv, dtype)])
+        return cls(wishart(key, scales, h), D)
+
+    def flow_system(self, problem: AbstractProblem) -> AbstractFlowSystem:
+        """The exact ODE `linflow.flow` integrates for this model on `problem`."""
+        if isinstance(problem, Regression) and problem.Y.ndim == 2:
+            n = problem.X.shape[0]
+            if n < self.D:
+                return RowSpaceLiftedSystem.build(self, problem.X)
+        return LiftedFlowSystem(self)
+
+
+class LiftedSymmetric(AbstractModel):
+    r"""A symmetric factorisation $UU^\top$ of any width $k$, represented by
+    $G = UU^\top$ (which is also its predictor).
+
+    `linflow.flow` integrates the Riccati flow $\dot G = -(SG + GS)$, $S = g + g^\top$,
+    $g = \nabla L(G)$: the trajectory of `Symmetric(U)` for every $k$ (Tarmoun et al. 2021,
+    eq. (5)).
+
+    **Fields:**
+
+    - `G`: shape `(n, n)`, symmetric positive semi-definite.
+    """
+
+    G: Float[Array, "n n"]
+
+    def __check_init__(self):
+        if self.G.ndim != 2 or self.G.shape[0] != self.G.shape[1] or self.G.shape[0] < 1:
+            raise ValueError(f"`G` must be a square matrix, got shape {tuple(self.G.shape)}.")
+        if not isinstance(self.G, jax.core.Tracer):
+            G = np.asarray(self.G)
+            scale = max(np.abs(G).max(), np.finfo(G.dtype).tiny)
+            if not np.all(np.abs(G - G.T) <= 1e-8 * scale):
+                raise ValueError("`G` must be symmetric (it is the Gram matrix U U^T).")
+
+    def predictor(self) -> Float[Array, "n n"]:
+        return self.G
+
+    @classmethod
+    def from_model(cls, model: Symmetric) -> "LiftedSymmetric":
+        """The lifted model of `Symmetric(U)`: $G = UU^\\top$."""
+        if not isinstance(model, Symmetric):
+            raise TypeError(f"`model` must be a linflow.Symmetric, got {type(model).__name__}.")
+        G = model.U @ model.U.T
+        return cls(0.5 * (G + G.T))
+
+    @classmethod
+    def gaussian(cls, key: PRNGKeyArray, n: int, k: int, sigma: float) -> "LiftedSymmetric":
+        r"""The lifted `Symmetric(U)` with $U\in\mathbb R^{n\times k}$,
+        $U_{ij}\sim\mathcal N(0, \sigma^2)$, sampled in time independent of $k$."""
+        n = _check_dim(n, "n")
+        k = _check_width(k)
+        s = _check_scale(sigma, "sigma")
+        return cls(wishart(key, jnp.full(n, s, jnp.result_type(float)), k))
+
+    def flow_system(self, problem: AbstractProblem) -> AbstractFlowSystem:
+        """The exact ODE `linflow.flow` integrates for this model on `problem`."""
+        return LiftedSymmetricSystem(self)
+
+
+def _lifted_solver_choice(y0):
+    # Measured (benchmarks/lifted_width.py): Dopri8 reaches the 1e-10 stop in <100 steps on
+    # Min et al.'s setting at every width. Kvaerno5 (Auto's choice for small reduced states)
+    # factors a dense Jacobian of the q^2 states: 260 s against 0.01 s for Dopri8 at D = 100
+    # (q^2 = 676). atol follows the state's scale so small initialisations keep their digits.
+    from ._solver import SolverChoice
+
+    scale = 1.0
+    if not isinstance(y0, jax.core.Tracer):
+        scale = float(np.clip(np.abs(np.asarray(y0)).max(), 1e-200, 1.0))
+    return SolverChoice(
+        diffrax.Dopri8(),
+        rtol=1e-12,
+        atol=1e-14 * scale,
+        reason="lifted form: explicit high order (small, not stiff, dense Jacobian wasteful)",
+    )
+
+
+class LiftedFlowSystem(AbstractFlowSystem):
+    r"""$\dot G = AG + GA$, $A = [[0, -g], [-g^\top, 0]]$, $g = \nabla L(G_{[:D,\,D:]})$.
+
+    The field is evaluated as $B + B^\top$ with $B = AG$, so $G$ stays exactly symmetric."""
+
+    model: LiftedTwoLayer
+    name = "lifted"
+
+    def solver_choice(self):
+        return _lifted_solver_choice(self.initial_state())
+
+    def initial_state(self):
+        return self.model.G
+
+    def to_model(self, y):
+        return LiftedTwoLayer(y, self.model.D)
+
+    def vector_field(self, t, y, problem):
+        D = self.model.D
+        g = jax.grad(problem.loss)(y[:D, D:])
+        B = -jnp.concatenate([g @ y[D:, :], g.T @ y[:D, :]], axis=0)
+        return B + B.T
+
+
+class LiftedSymmetricSystem(AbstractFlowSystem):
+    r"""$\dot G = -(SG + GS)$, $S = g + g^\top$, $g = \nabla L(G)$."""
+
+    model: LiftedSymmetric
+    name = "lifted"
+
+    def solver_choice(self):
+        return _lifted_solver_choice(self.initial_state())
+
+    def initial_state(self):
+        return self.model.G
+
+    def to_model(self, y):
+        return LiftedSymmetric(y)
+
+    def vector_field(self, t, y, problem):
+        g = jax.grad(problem.loss)(y)
+        B = -(g + g.T) @ y
+        return B + B.T
+
+
+class RowSpaceLiftedSystem(AbstractFlowSystem):
+    r"""The lifted two-layer regression flow reduced to the row space of $X$.
+
+    State: the propagator $M\in\mathbb R^{q\times q}$, $q = n + m$, of $\dot W_1 = A_1 W_1$,
+    $\dot M = A_1 M$, $M(0) = I$, with $A_1 = [[0, -g_1], [-g_1^\top, 0]]$,
+    $g_1 = X_1^\top\nabla\ell(X_1\Theta_1)$, $X_1 = X\Phi_1$,
+    $\Theta_1 = (MG_1(0)M^\top)_{[:n,\,n:]}$.
+    $\Phi_1$ ($D\times n$) holds the right singular vectors of $X$; columns for singular values
+    below $\max(n, D)\,\varepsilon\,\sigma_1$ are zero (those directions are treated as null
+    space), so the static shape does not depend on the numerical rank.
+    """
+
+    model: LiftedTwoLayer
+    Phi1: Float[Array, "D n"]
+    X1: Float[Array, "n n"]
+    G1_0: Float[Array, "q q"]
+    N0: Float[Array, "D q"]
+    K: Float[Array, "D D"]
+    name = "lifted-rowspace"
+
+    @classmethod
+    def build(cls, model: LiftedTwoLayer, X) -> "RowSpaceLiftedSystem":
+        Phi1, X1, G1_0, N0, K = _rowspace_blocks(model.G, X, model.D)
+        return cls(model, Phi1, X1, G1_0, N0, K)
+
+    def solver_choice(self):
+        return _lifted_solver_choice(self.initial_state())
+
+    def initial_state(self):
+        return jnp.eye(self.G1_0.shape[0], dtype=self.G1_0.dtype)
+
+    def _theta1(self, M):
+        n = self.X1.shape[0]
+        # Multiply the m columns first: O(q^2 m + n q m) per evaluation, not O(n q^2).
+        return M[:n, :] @ (self.G1_0 @ M[n:, :].T)
+
+    def vector_field(self, t, y, problem):
+        n = self.X1.shape[0]
+        theta1 = self._theta1(y)
+        g1 = self.X1.T @ jax.grad(problem.output_loss)(self.X1 @ theta1)
+        return -jnp.concatenate([g1 @ y[n:, :], g1.T @ y[:n, :]], axis=0)
+
+    def to_model(self, y):
+        # Built block by block so that `predictor()` (the U-V block) only costs O(D q m):
+        # the engine evaluates it at every step, and XLA drops the unused blocks.
+        n = self.X1.shape[0]
+        R = self.N0 @ y.T  # Phi2 U2 W1^T, shape (D, q)
+        G1 = y @ self.G1_0 @ y.T
+        G1 = 0.5 * (G1 + G1.T)
+        A = self.Phi1 @ R[:, :n].T
+        GU = self.Phi1 @ G1[:n, :n] @ self.Phi1.T + A + A.T + self.K
+        GUV = self.Phi1 @ self._theta1(y) + self.N0 @ y[n:, :].T
+        G = jnp.block([[GU, GUV], [GUV.T, G1[n:, n:]]])
+        return LiftedTwoLayer(G, self.model.D)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _rowspace_blocks(G, X, D):
+    _, s, Vh = jnp.linalg.svd(X, full_matrices=False)
+    tol = s[0] * max(X.shape) * jnp.finfo(X.dtype).eps
+    Phi1 = Vh.T * (s > tol)[None, :]
+    # W1 = B^T W with B = blockdiag(Phi1, I_m).
+    GU, GUV, GV = G[:D, :D], G[:D, D:], G[D:, D:]
+    PGU = Phi1.T @ GU
+    PGUV = Phi1.T @ GUV
+    G1_0 = jnp.block([[PGU @ Phi1, PGUV], [PGUV.T, GV]])
+    # With P2 = Phi2 Phi2^T = I - Phi1 Phi1^T: N0 = P2 U W1(0)^T and K = P2 U U^T P2.
+    P2GU = GU - Phi1 @ PGU
+    P2GUV = GUV - Phi1 @ PGUV
+    P2GUPhi1 = P2GU @ Phi1
+    N0 = jnp.concatenate([P2GUPhi1, P2GUV], axis=1)
+    K = P2GU - P2GUPhi1 @ Phi1.T
+    return Phi1, X @ Phi1, 0.5 * (G1_0 + G1_0.T), N0, 0.5 * (K + K.T)
+
+
+__all__ = [
+    "LiftedTwoLayer",
+    "LiftedSymmetric",
+    "LiftedFlowSystem",
+    "LiftedSymmetricSystem",
+    "RowSpaceLiftedSystem",
+    "wishart",
+]
