@@ -1,11 +1,11 @@
-import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .factorization import TwoLayer
+from .inits import gaussian_init
 
 
-def scaled_gaussian(key: PRNGKeyArray, shape, width: int, alpha: float, dtype=None) -> TwoLayer:
+def scaled_gaussian(key: PRNGKeyArray, shape, width: int, alpha: float) -> TwoLayer:
     r"""$U(0)\in\mathbb R^{d_1\times k}$, $V(0)\in\mathbb R^{d_2\times k}$ with i.i.d.
     $\mathcal N(0,\alpha^2)$ entries (Woodworth et al. 2020, Sec. 6 and Fig. 5).
 
@@ -15,10 +15,9 @@ def scaled_gaussian(key: PRNGKeyArray, shape, width: int, alpha: float, dtype=No
 
     **Arguments:** `key`; `shape` = `(d1, d2)`; `width` $k\ge1$; `alpha` $\ge 0$.
 
-    **Returns:** a `linflow.TwoLayer`.
+    **Returns:** a `linflow.TwoLayer` (the same draw as
+    `linflow.gaussian_init(key, d1, d2, width, alpha, alpha)`).
     """
-    import jax.numpy as jnp
-
     if int(width) != width or int(width) < 1:
         raise ValueError(f"`width` must be a positive integer (the width k), got {width!r}.")
     try:
@@ -29,7 +28,4 @@ def scaled_gaussian(key: PRNGKeyArray, shape, width: int, alpha: float, dtype=No
         raise ValueError(f"`shape` must be a pair of positive ints, got {shape!r}.")
     if not (np.isfinite(float(alpha)) and float(alpha) >= 0):
         raise ValueError(f"`alpha` must be a finite number >= 0, got {alpha!r}.")
-    dtype = dtype or jnp.result_type(float)
-    ku, kv = jr.split(key)
-    k = int(width)
-    return TwoLayer(alpha * jr.normal(ku, (d1, k), dtype), alpha * jr.normal(kv, (d2, k), dtype))
+    return gaussian_init(key, d1, d2, int(width), alpha, alpha)
