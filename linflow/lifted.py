@@ -290,12 +290,10 @@ def _lifted_solver_choice(y0):
     )
 
 
-class LiftedFlowSystem(AbstractFlowSystem):
-    r"""$\dot G = AG + GA$, $A = [[0, -g], [-g^\top, 0]]$, $g = \nabla L(G_{[:D,\,D:]})$.
+class _AbstractGramSystem(AbstractFlowSystem):
+    """A flow whose state is the model's Gram matrix `G` itself."""
 
-    The field is evaluated as $B + B^\top$ with $B = AG$, so $G$ stays exactly symmetric."""
-
-    model: LiftedTwoLayer
+    model: eqx.AbstractVar[AbstractModel]
     name = "lifted"
 
     def solver_choice(self):
@@ -303,6 +301,14 @@ class LiftedFlowSystem(AbstractFlowSystem):
 
     def initial_state(self):
         return self.model.G
+
+
+class LiftedFlowSystem(_AbstractGramSystem):
+    r"""$\dot G = AG + GA$, $A = [[0, -g], [-g^\top, 0]]$, $g = \nabla L(G_{[:D,\,D:]})$.
+
+    The field is evaluated as $B + B^\top$ with $B = AG$, so $G$ stays exactly symmetric."""
+
+    model: LiftedTwoLayer
 
     def to_model(self, y):
         return LiftedTwoLayer(y, self.model.D)
@@ -314,17 +320,10 @@ class LiftedFlowSystem(AbstractFlowSystem):
         return B + B.T
 
 
-class LiftedSymmetricSystem(AbstractFlowSystem):
+class LiftedSymmetricSystem(_AbstractGramSystem):
     r"""$\dot G = -(SG + GS)$, $S = g + g^\top$, $g = \nabla L(G)$."""
 
     model: LiftedSymmetric
-    name = "lifted"
-
-    def solver_choice(self):
-        return _lifted_solver_choice(self.initial_state())
-
-    def initial_state(self):
-        return self.model.G
 
     def to_model(self, y):
         return LiftedSymmetric(y)
