@@ -277,6 +277,29 @@ def test_inconsistent_system_raises_instead_of_returning_garbage():
         hypentropy_minimiser(X, np.array([1.0, 0.0]), 1)
 
 
+@pytest.mark.parametrize("depth, alpha", [(2, 1e-3), (2, 10.0), (3, 1e-2), (4, 1.0)])
+def test_conjugate_gradient_steps_reach_the_same_minimiser(depth, alpha):
+    # The matrix-free Newton steps (preconditioned CG, used automatically for N >= 256) stop on
+    # the same residual floor as the Cholesky ones: both must satisfy the KKT conditions
+    # (checked with numpy) and agree to the minimiser's conditioning-limited accuracy.
+    X, y = _data(21, n=30, d=150, sparse=True)
+    b_chol = np.asarray(hypentropy_minimiser(X, y, alpha, depth=depth, newton_solve="cholesky"))
+    b_cg, info = hypentropy_minimiser(X, y, alpha, depth=depth, newton_solve="cg", return_info=True)
+    b_cg = np.asarray(b_cg)
+    assert int(info["cg_steps"]) > 0
+    assert np.linalg.norm(X @ b_cg - y) <= 1e-12 * np.linalg.norm(y)
+    g = _grad_q_np(b_cg, alpha, depth, np.ones(150))
+    nu, *_ = np.linalg.lstsq(X.T, g, rcond=None)
+    assert np.linalg.norm(g - X.T @ nu) <= 1e-9 * np.linalg.norm(g)
+    np.testing.assert_allclose(b_cg, b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
+
+
+def test_unknown_newton_solve_is_rejected():
+    X, y = _data(14)
+    with pytest.raises(ValueError, match="newton_solve"):
+        hypentropy_minimiser(X, y, 0.5, newton_solve="lu")
+
+
 def test_zero_targets_give_zero():
     X, _ = _data(13)
     np.testing.assert_array_equal(hypentropy_minimiser(X, np.zeros(10), 0.1), 0.0)

@@ -25,7 +25,11 @@ $w_{0,i}^{2-D} h_D^{-1}(\beta_i/c_i^D)$ for $D\ge3$: both equal $s_i$ above.)
 $F(\nu) = \sum_i \psi_i((X^\top\nu)_i) - y^\top\nu$ with $\psi_i = \varphi_i^*$
 ($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton method (Armijo backtracking on $F$,
 or on $\|\nabla F\|$ once $F$ is flat to rounding), continued in $\alpha$ from the kernel regime
-down to the requested $\alpha$ (at most 16 stages, so it is `jit`/`vmap`-able). All
+down to the requested $\alpha$ (at most 16 stages, so it is `jit`/`vmap`-able). Each Newton
+step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
+problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`) preconditioned
+with the columns of largest curvature kept exactly and the rest replaced by their mean
+(`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step. All
 exponentials are evaluated in log space ($\log c_i^2 + |s_i|$), so nothing overflows for
 $\alpha \in [10^{-8}, 10^4]$.
 
@@ -47,6 +51,8 @@ with `throw=False`, returns it with `info["ok"] = False`). Against a 60-digit re
 """
 
 import equinox as eqx
+import lineax as lx
+import lineax.internal as lxi
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -59,6 +65,7 @@ _NUM_STAGES = 16
 _MAX_NEWTON = 60
 _MAX_BACKTRACK = 60
 _SUPPORT_GAP = 1e-4
+_MAX_CG = 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +276,7 @@ def _kkt(X, y, beta, alpha, w0, depth):
     g = _grad_q(beta, alpha, depth, w0)
     nu, *_ = jnp.linalg.lstsq(X.T, g)
     gnorm = jnp.linalg.norm(g)
-    stat = jnp.linalg.norm(g - X.T @ nu) / jnp.where(gnorm > 0, gnorm, 1.0)
+    stat = jnp.linalg.norm(g - nu @ X) / jnp.where(gnorm > 0, gnorm, 1.0)
     return jnp.maximum(primal, stat)
 
 
@@ -285,6 +292,7 @@ def hypentropy_minimiser(
     depth: int = 2,
     w0: Float[ArrayLike, " _d"] | None = None,
     rtol: float = 1e-8,
+    newton_solve: str = "auto",
     throw: bool = True,
     return_info: bool = False,
 ):
@@ -296,7 +304,8 @@ def hypentropy_minimiser(
     minimising $F(\nu) = \sum_i\psi_i((X^\top\nu)_i) - y^\top\nu$ by damped Newton in log space,
     continued in $\alpha$ from the kernel regime (one stage per factor 10 of $\alpha$, at most
     16 stages of at most 60 Newton steps; each step one $N\times N$ Cholesky solve of
-    $X\operatorname{diag}(\psi'')X^\top$: $O(N^2 d)$).
+    $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients,
+    $O(Nd)$ per iteration: see `newton_solve`).
     `jit`- and `vmap`-able (e.g. over `alpha`; pass `throw=False` under `vmap`).
 
     **Arguments:**
@@ -309,11 +318,17 @@ def hypentropy_minimiser(
     - `rtol`: the accepted relative error estimate (see the module doc for how it is estimated
       at tiny $\alpha$ and depth $\ge3$; elsewhere it is the relative residual
       $\|X\beta-y\|/\|y\|$, typically $10^{-15}$).
+    - `newton_solve`: how each Newton step solves $X\operatorname{diag}(\psi'')X^\top\delta
+      = -\nabla F$: `"cholesky"` (exact, $O(N^2d)$ per step), `"cg"` (preconditioned
+      conjugate gradients, $O(Nd)$ per iteration, no $N\times N$ Hessian; see the module
+      doc), or `"auto"`: `"cg"` when $N \ge 256$ and $d \ge 2N$, else `"cholesky"`. Both
+      stop on the same residual floor, so the answer's accuracy does not depend on it.
     - `throw`: raise (via `eqx.error_if`) when the estimate exceeds `rtol` or the result is not
       finite. With `throw=False`, check `info["ok"]`.
     - `return_info`: also return a dict with `residual` ($\|X\beta-y\|/\|y\|$),
       `error_estimate`, `support_solution` (whether the tiny-$\alpha$ support solution was used),
-      `newton_steps` and `ok`.
+      `newton_steps`, `cg_steps` (conjugate-gradient iterations, 0 with Cholesky steps) and
+      `ok`.
 
     **Returns:**
 
@@ -330,10 +345,13 @@ def hypentropy_minimiser(
             error_estimate=jnp.array(0.0),
             support_solution=jnp.array(False),
             newton_steps=jnp.array(0),
+            cg_steps=jnp.array(0),
             ok=jnp.array(True),
         )
         return (beta, info) if return_info else beta
-    beta, info = _minimise(X, y, alpha, w0, depth, jnp.asarray(rtol, X.dtype))
+    beta, info = _minimise(
+        X, y, alpha, w0, depth, jnp.asarray(rtol, X.dtype), _precond_rank(newton_solve, *X.shape)
+    )
     if throw:
         beta = eqx.error_if(
             beta,
@@ -344,8 +362,73 @@ def hypentropy_minimiser(
     return (beta, info) if return_info else beta
 
 
-def _newton(X, absX, y, logc, w0, D, nu0, max_iter):
+def _direction_cholesky(X, curv, g):
+    """The Newton step $-H^{-1}g$, $H = X\\operatorname{diag}(\\psi'')X^\\top$, by Cholesky: $O(N^2d)$."""
+    hess = (X * curv[None, :]) @ X.T
+    dscale = jnp.sqrt(jnp.diagonal(hess))
+    dscale = jnp.where(dscale > 0, dscale, 1.0)
+    scaled = hess / dscale[:, None] / dscale[None, :]
+    # Cholesky of the Jacobi-scaled Hessian (jax.scipy: lineax's wrapper added ~3 s of
+    # compile time per depth here for the same factorisation).
+    chol = jax.scipy.linalg.cho_factor(scaled)
+    return jax.scipy.linalg.cho_solve(chol, -g / dscale) / dscale, jnp.array(0)
+
+
+def _direction_cg(X, colsq, curv, g, ynorm, rank):
+    r"""An inexact Newton step by preconditioned conjugate gradients (`lineax.CG`): $O(Nd)$ per
+    iteration, no $N\times N$ Hessian.
+
+    The preconditioner keeps the `rank` columns with the largest curvature contributions
+    $\psi''_j\|X_{:,j}\|^2$ exactly and replaces the rest by their mean,
+    $P = UU^\top + \mu I$ with $U = X_{:,A}\operatorname{diag}(\psi''_A)^{1/2}$ and
+    $\mu = \sum_{j\notin A}\psi''_j\|X_{:,j}\|^2 / N$, applied by the Woodbury identity
+    ($O(N\,\mathrm{rank}^2)$ to build). At small $\alpha$ the curvature concentrates on the
+    support of $\beta$, which $A$ captures; at large $\alpha$ it is nearly uniform and $P$
+    is close to a multiple of the identity. The forcing term $\min(10^{-1},
+    \sqrt{\|g\|/\|y\|})$ keeps Newton superlinear; CG iterates from 0 are descent directions,
+    so the line search stays valid even when CG stops at its step cap.
+    """
+    n = X.shape[0]
+    contrib = curv * colsq
+    top, idx = jax.lax.top_k(contrib, rank)
+    U = X[:, idx] * jnp.sqrt(curv[idx])[None, :]
+    total = jnp.sum(contrib)
+    mu = jnp.maximum(total - jnp.sum(top), 1e-6 * total) / n
+    small = mu * jnp.eye(rank, dtype=X.dtype) + U.T @ U
+    chol = jax.scipy.linalg.cho_factor(small)
+    structure = jax.ShapeDtypeStruct((n,), X.dtype)
+    hess = lx.FunctionLinearOperator(
+        lambda v: X @ (curv * (v @ X)), structure, tags=lx.positive_semidefinite_tag
+    )
+    precond = lx.FunctionLinearOperator(
+        lambda v: (v - U @ jax.scipy.linalg.cho_solve(chol, U.T @ v)) / mu,
+        structure,
+        tags=lx.positive_semidefinite_tag,
+    )
+    forcing = jnp.minimum(0.1, jnp.sqrt(jnp.linalg.norm(g) / ynorm))
+    solver = lx.CG(
+        rtol=forcing, atol=forcing * jnp.max(jnp.abs(g)), norm=lxi.max_norm, max_steps=_MAX_CG
+    )
+    sol = lx.linear_solve(hess, -g, solver, options={"preconditioner": precond}, throw=False)
+    return sol.value, sol.stats["num_steps"]
+
+
+def _precond_rank(newton_solve, n, d):
+    """The static rank of the CG preconditioner, or None for Cholesky steps."""
+    if newton_solve not in ("auto", "cholesky", "cg"):
+        raise ValueError(
+            f"`newton_solve` must be 'auto', 'cholesky' or 'cg', got {newton_solve!r}."
+        )
+    if newton_solve == "cholesky" or (newton_solve == "auto" and (n < 256 or d < 2 * n)):
+        return None
+    return int(min(d, max(16, n // 4)))
+
+
+def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None):
     """Damped Newton on $F(\\nu)$ from `nu0`; returns the final nu and the step count.
+
+    `precond_rank=None`: exact Newton steps by Cholesky; an integer: inexact steps by
+    preconditioned CG (`_direction_cg`).
 
     Stops when $\\|X\\beta - y\\|$ reaches its rounding floor: $10^{-14}$ relative to
     $\\|y\\| + \\||X||\\beta|\\|$, or the error that rounding of $z = X^\\top\\nu$ causes in
@@ -354,41 +437,46 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter):
     """
     eps = jnp.finfo(X.dtype).eps
     ynorm = jnp.linalg.norm(y)
+    colsq = jnp.sum(X**2, axis=0)
 
     def evaluate(nu):
-        beta, psi, curv = _dual_terms(X.T @ nu, logc, w0, D)
+        # (nu @ X rather than X.T @ nu: XLA's CPU matrix-vector product is several times
+        # faster in this orientation for a row-major X.)
+        s = nu @ X
+        beta, psi, curv = _dual_terms(s, logc, w0, D)
         g = X @ beta - y
         ok = jnp.all(jnp.isfinite(beta)) & jnp.all(jnp.isfinite(g))
         F = jnp.where(ok, jnp.sum(psi) - y @ nu, jnp.inf)
-        floor = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
-        floor = floor + 4 * eps * jnp.linalg.norm(absX @ (curv * (absX.T @ jnp.abs(nu))))
-        done = ok & (jnp.linalg.norm(g) <= floor)
         if D > 2:
             # A gap 1 - |z_i| at 1e-12 means c^D < 1e-20 |beta_i|: beta_S is then recovered by
             # the support solution, and more Newton steps cannot resolve z any further.
-            gap = 1 - jnp.max(w0 ** (D - 2) * jnp.abs(X.T @ nu))
-            done = done | (ok & (gap <= 1e-12))
-        return F, g, curv, done
+            gap = 1 - jnp.max(w0 ** (D - 2) * jnp.abs(s))
+            resolved = ok & (gap <= 1e-12)
+        else:
+            resolved = jnp.array(False)
+        return F, g, curv, beta, resolved
+
+    def finished(nu, g, curv, beta, resolved):
+        # The rounding floor, evaluated once per accepted step (not in the line search).
+        floor = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
+        floor = floor + 4 * eps * jnp.linalg.norm(absX @ (curv * (jnp.abs(nu) @ absX)))
+        return (jnp.isfinite(g).all() & (jnp.linalg.norm(g) <= floor)) | resolved
 
     def cond(carry):
-        nu, F, g, curv, done, k, stalled = carry
+        nu, F, g, curv, done, k, stalled, _ = carry
         return (k < max_iter) & ~stalled & ~done
 
     def body(carry):
-        nu, F, g, curv, done, k, _ = carry
-        hess = (X * curv[None, :]) @ X.T
-        dscale = jnp.sqrt(jnp.diagonal(hess))
-        dscale = jnp.where(dscale > 0, dscale, 1.0)
-        scaled = hess / dscale[:, None] / dscale[None, :]
-        # Cholesky of the Jacobi-scaled Hessian (jax.scipy: lineax's wrapper added ~3 s of
-        # compile time per depth here for the same factorisation).
-        chol = jax.scipy.linalg.cho_factor(scaled)
-        step = jax.scipy.linalg.cho_solve(chol, -g / dscale) / dscale
+        nu, F, g, curv, done, k, _, num_cg = carry
+        if precond_rank is None:
+            step, cg_steps = _direction_cholesky(X, curv, g)
+        else:
+            step, cg_steps = _direction_cg(X, colsq, curv, g, ynorm, precond_rank)
         slope = g @ step
         gnorm = jnp.linalg.norm(g)
 
         def ls_cond(ls):
-            t, _, Ft, gt, _, _, j = ls
+            t, _, Ft, gt, _, _, _, j = ls
             armijo = Ft <= F + 1e-4 * t * slope
             # F is flat to rounding near the optimum: then accept a decrease of the gradient.
             flat = jnp.isfinite(Ft) & (jnp.linalg.norm(gt) <= (1 - 1e-4 * t) * gnorm)
@@ -401,7 +489,7 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter):
             return (t, nut, *evaluate(nut), j + 1)
 
         nu1 = nu + step
-        t, nut, Ft, gt, ct, dt, j = jax.lax.while_loop(
+        t, nut, Ft, gt, ct, bt, rt, j = jax.lax.while_loop(
             ls_cond, ls_body, (jnp.array(1.0, nu.dtype), nu1, *evaluate(nu1), 0)
         )
         failed = (j >= _MAX_BACKTRACK) | ~jnp.all(jnp.isfinite(step))
@@ -413,20 +501,22 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter):
             keep(Ft, F),
             keep(gt, g),
             keep(ct, curv),
-            keep(dt, done),
+            keep(finished(nut, gt, ct, bt, rt), done),
             k + 1,
             failed,
+            num_cg + cg_steps,
         )
 
-    F0, g0, c0, d0 = evaluate(nu0)
-    nu, F, g, curv, done, k, _ = jax.lax.while_loop(
-        cond, body, (nu0, F0, g0, c0, d0, jnp.array(0), jnp.array(False))
+    F0, g0, c0, b0, r0 = evaluate(nu0)
+    d0 = finished(nu0, g0, c0, b0, r0)
+    nu, F, g, curv, done, k, _, num_cg = jax.lax.while_loop(
+        cond, body, (nu0, F0, g0, c0, d0, jnp.array(0), jnp.array(False), jnp.array(0))
     )
-    return nu, k
+    return nu, k, num_cg
 
 
 @eqx.filter_jit
-def _minimise(X, y, alpha, w0, D, rtol):
+def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     dtype = X.dtype
     eps = jnp.finfo(dtype).eps
     ynorm = jnp.linalg.norm(y)
@@ -434,7 +524,7 @@ def _minimise(X, y, alpha, w0, D, rtol):
     # Kernel-regime starting scale: where c^D exceeds the size of any single-feature fit, the
     # potential is close to quadratic and Newton from nu = 0 converges in a few steps.
     col2 = jnp.sum(X**2, axis=0)
-    b_scale = jnp.max(jnp.abs(X.T @ y) / jnp.where(col2 > 0, col2, 1.0))
+    b_scale = jnp.max(jnp.abs(y @ X) / jnp.where(col2 > 0, col2, 1.0))
     alpha_start = 10.0 * (b_scale / jnp.min(w0) ** D) ** (1.0 / D)
     log_a = jnp.log(alpha)
     log_a0 = jnp.maximum(log_a, jnp.log(alpha_start))
@@ -445,13 +535,16 @@ def _minimise(X, y, alpha, w0, D, rtol):
     log_alphas = jnp.maximum(log_a0 - k * log_step, log_a)
 
     def stage(carry, la):
-        nu, steps = carry
-        nu, k = _newton(X, absX, y, la + jnp.log(w0), w0, D, nu, _MAX_NEWTON)
-        return (nu, steps + k), None
+        nu, steps, cg = carry
+        nu, k, c = _newton(X, absX, y, la + jnp.log(w0), w0, D, nu, _MAX_NEWTON, precond_rank)
+        return (nu, steps + k, cg + c), None
 
-    (nu, steps), _ = jax.lax.scan(stage, (jnp.zeros(X.shape[0], dtype), jnp.array(0)), log_alphas)
+    zero = jnp.array(0)
+    (nu, steps, cg_steps), _ = jax.lax.scan(
+        stage, (jnp.zeros(X.shape[0], dtype), zero, zero), log_alphas
+    )
     logc = log_a + jnp.log(w0)
-    s = X.T @ nu
+    s = nu @ X
     beta, _, _ = _dual_terms(s, logc, w0, D)
     beta = jnp.where(jnp.isfinite(beta), beta, 0.0)
     residual = jnp.linalg.norm(X @ beta - y) / ynorm
@@ -461,6 +554,7 @@ def _minimise(X, y, alpha, w0, D, rtol):
             error_estimate=residual,
             support_solution=jnp.array(False),
             newton_steps=steps,
+            cg_steps=cg_steps,
         )
         info["ok"] = jnp.isfinite(residual) & (residual <= rtol)
         return beta, info
@@ -468,7 +562,7 @@ def _minimise(X, y, alpha, w0, D, rtol):
     p = D / (D - 2)
     z = w0 ** (D - 2) * s
     gap = jnp.clip(1 - jnp.abs(z), eps, 1.0)
-    kappa = 1 + w0 ** (D - 2) * (jnp.abs(X).T @ jnp.abs(nu))
+    kappa = 1 + w0 ** (D - 2) * (jnp.abs(nu) @ absX)
     # Absolute error of each beta_i caused by rounding z_i (d beta / d z = p beta / gap roughly).
     delta = jnp.abs(beta) * p * eps * kappa / gap
     bnorm = jnp.linalg.norm(beta)
@@ -507,6 +601,7 @@ def _minimise(X, y, alpha, w0, D, rtol):
         error_estimate=err,
         support_solution=use_sup,
         newton_steps=steps,
+        cg_steps=cg_steps,
     )
     info["ok"] = jnp.isfinite(err) & (err <= rtol) & jnp.all(jnp.isfinite(beta))
     return beta, info
