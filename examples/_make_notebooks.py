@@ -353,11 +353,99 @@ axes[1].set_xlabel(r"$\\alpha$")
 axes[1].set_ylabel("median population error")
 fig.tight_layout()
 """),
+    md(r"""
+## Width $10^6$: the lifted Gram dynamics
+
+Scaling in the other direction: one network of width $h = 10^6$. For $\Theta = UV^\top$ and any
+loss with gradient $g(\Theta)$, the flow $\dot U = -gV$, $\dot V = -g^\top U$ gives, for
+$W = [U; V]$ and the Gram matrix $G = WW^\top$ ($(D + m)\times(D + m)$, whatever $h$),
+
+$$\dot G = AG + GA,\qquad A = \begin{pmatrix}0 & -g\\ -g^\top & 0\end{pmatrix},\qquad
+\Theta = G_{[:D,\,D:]},$$
+
+a closed ODE in which the width enters only through $G(0)$. `linflow.LiftedTwoLayer.gaussian`
+samples $G(0)$ of a network with $U, V\sim\mathcal N(0, h^{-2a})$ entries directly (a Wishart
+draw, cost independent of $h$), and for regression with $n < D$ linflow integrates the
+$(n + m)^2$ row-space propagator (`sol.form == "lifted-rowspace"`; see the lifted-dynamics
+page). The setting is Min et al.'s (App. A.2, $D = 400$, $n = 100$, $m = 1$; with
+`LINFLOW_SMALL=1` $D = 100$, $n = 25$ and $h\le 10^4$).
+
+The theory to compare with (Min et al. 2021): the limit interpolates, its distance to the
+min-norm solution $\hat\Theta$ shrinks like $h^{-1/2}$ for $a = 1/2$ (Thm 2), the imbalance
+spectrum (eigenvalues of $JG$, $J = \mathrm{diag}(I_D, -I_m)$) is conserved, and the lifted
+flow ends where the explicit flow of the same $(U, V)$ does.
+"""),
+    code(r"""
+from linflow import limits
+
+D_L, n_L, m_L = (100, 25, 1) if SMALL else (400, 100, 1)
+widths = [500, 5_000, 10_000] if SMALL else [500, 10_000, 1_000_000]
+seeds_L = 10 if SMALL else 20
+kx, kt, ke = jr.split(jr.PRNGKey(0), 3)
+X_L = jr.normal(kx, (n_L, D_L)) / np.sqrt(D_L)
+Y_L = X_L @ (jr.normal(kt, (D_L, m_L)) / np.sqrt(D_L)) + 0.01 * jr.normal(ke, (n_L, m_L))
+prob_L = lf.Regression(X_L, Y_L)
+theta_hat = limits.min_norm_solution(X_L, Y_L)
+
+dist = np.zeros((len(widths), seeds_L))
+for i, h in enumerate(widths):
+    walls = []
+    for s in range(seeds_L):
+        t0 = time.perf_counter()
+        model = lf.LiftedTwoLayer.gaussian(jr.fold_in(jr.PRNGKey(7 + s), h), D_L, m_L, h,
+                                           h**-0.5, h**-0.5)
+        sol = lf.flow(model, prob_L, saveat=lf.SaveAt(num=4))
+        theta = jax.block_until_ready(sol.final.predictor())
+        walls.append(time.perf_counter() - t0)
+        assert bool(sol.converged)
+        # interpolation (n < D): the residual is at the steady-state stop's level
+        assert float(jnp.linalg.norm(X_L @ theta - Y_L) / jnp.linalg.norm(Y_L)) < 1e-8
+        # the imbalance spectrum is conserved to the solver's accuracy
+        assert float(sol.conserved_drift()["imbalance_spectrum"]) < 1e-8
+        dist[i, s] = float(jnp.linalg.norm(theta - theta_hat))
+    print(f"h = {h:>9,d}: {(D_L + m_L) * h:>11,d} parameters, {sol.form} state "
+          f"{(n_L + m_L) ** 2:,d}; {int(sol.stats['num_steps'])} steps, median "
+          f"{np.median(walls) * 1e3:.0f} ms per sample + flow (first includes compilation); "
+          f"mean |Theta(inf) - Theta_hat| = {dist[i].mean():.3e}")
+
+slope = np.polyfit(np.log(widths), np.log(dist).mean(axis=1), 1)[0]
+print(f"log-log slope of |Theta(inf) - Theta_hat| against h: {slope:.3f} "
+      f"(Min et al., Thm 2: {limits.width_law_exponent(0.5)})")
+# log-distances spread by ~0.3 between seeds: the slope's standard error is <= 0.05 here
+assert abs(slope - limits.width_law_exponent(0.5)) < 0.15
+"""),
+    md("""
+The lifted flow and the explicit `TwoLayer` flow (with $(D + m)h$ states) of the same
+initialisation end at the same $\\Theta(\\infty)$, at the largest width the explicit flow
+handles quickly here.
+"""),
+    code(r"""
+h_x = 200 if SMALL else 2_000
+ku, kv = jr.split(jr.PRNGKey(5))
+two_layer = lf.TwoLayer(h_x**-0.5 * jr.normal(ku, (D_L, h_x)),
+                        h_x**-0.5 * jr.normal(kv, (m_L, h_x)))
+theta_x = lf.flow(two_layer, prob_L).final.predictor()
+theta_l = lf.flow(lf.LiftedTwoLayer.from_model(two_layer), prob_L).final.predictor()
+gap = float(jnp.linalg.norm(theta_x - theta_l) / jnp.linalg.norm(theta_x))
+print(f"h = {h_x}: |Theta_explicit - Theta_lifted| / |Theta_explicit| = {gap:.1e}")
+assert gap < 1e-7  # both flows stop at relative excess loss 1e-10
+
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.loglog(widths, dist, "o", color="C0", alpha=0.3, ms=3)
+ax.loglog(widths, np.exp(np.log(dist).mean(axis=1)), "o-", label="lifted flow")
+ref = np.exp(np.log(dist[0]).mean()) * (np.array(widths) / widths[0]) ** -0.5
+ax.loglog(widths, ref, "k:", label=r"$h^{-1/2}$")
+ax.set_xlabel("width h")
+ax.set_ylabel(r"$\|\Theta(\infty) - \hat\Theta\|_F$")
+ax.legend();
+"""),
 ]
 
 
 def write(name, cells):
     nb = new_notebook(cells=cells)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids: regenerating leaves unchanged notebooks unchanged
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -368,6 +456,546 @@ def write(name, cells):
     nb.metadata["colab"] = {"provenance": []}
     nbformat.validate(nb)
     nbformat.write(nb, HERE / name)
+
+
+MIN = [
+    md(r"""
+# Imbalance, convergence rate and the min-norm bias (Min et al., ICML 2021)
+
+Two-layer linear regression $L(U, V) = \tfrac12\|Y - XUV^\top\|_F^2$ with
+$X\in\mathbb R^{n\times D}$, $D > n$, width $h$. With the SVD $X = W\Sigma_x^{1/2}\Phi_1^\top$
+(eq. (4)), $U_1 = \Phi_1^\top U$ and $U_2 = \Phi_2^\top U$ (the null-space part of $U$), the paper
+shows:
+
+1. eq. (7)-(9): $U_2$ never moves and the **imbalance** $\Lambda = U_1^\top U_1 - V^\top V$ is
+   conserved along the gradient flow;
+2. **Thm 1**: $L(t) - L^\star \le e^{-2\lambda_r(\Sigma_x)ct}(L(0) - L^\star)$ with the level
+   of imbalance $c = [\lambda_r(\Lambda)]_+ + [\lambda_m(-\Lambda)]_+$ (and, in the slides, a
+   refined rate $\tilde c \ge 2c$ that is positive even for a balanced start near the solution);
+3. **eq. (14)**: the limit is $\hat\Theta + \Phi_2U_2(0)V(\infty)^\top$, with the min-norm
+   solution $\hat\Theta = X^\top(XX^\top)^\dagger Y$ (eq. (11)); **Prop. 1**: from the invariant
+   set $VU_2^\top = 0$, $U_1U_2^\top = 0$ the flow converges to $\hat\Theta$ exactly;
+4. **Thm 2**: with $U, V\sim\mathcal N(0, h^{-2a})$, $\|\Theta(\infty) - \hat\Theta\| =
+   O(h^{-(2a - 1/2)})$: slope $-1/2$ in $h$ for $a = 1/2$ (Figs. 1, 4).
+
+linflow's loss is the paper's analysis loss (eq. (8)), so every constant is used as printed.
+"""),
+    code(SETUP),
+    code(r"""
+import jax.numpy as jnp
+import jax.random as jr
+import matplotlib.pyplot as plt
+import numpy as np
+
+import linflow as lf
+from linflow import limits
+
+# Min et al., App. A.2: X ~ N(0, 1/D), Y = X Theta + 0.01 noise, one output
+D, n, m, h = (40, 10, 1, 50) if SMALL else (200, 50, 1, 250)
+kx, kt, ke = jr.split(jr.PRNGKey(0), 3)
+X = jr.normal(kx, (n, D)) / np.sqrt(D)
+Y = X @ (jr.normal(kt, (D, m)) / np.sqrt(D)) + 0.01 * jr.normal(ke, (n, m))
+problem = lf.Regression(X, Y)
+svd = limits.data_svd(X)  # W, Sigma_x, Phi_1, Phi_2 of eq. (4)
+L_star = float(limits.optimal_loss(X, Y, svd))
+theta_hat = limits.min_norm_solution(X, Y, svd)
+print(f"D={D} n={n} h={h}: rank {svd.rank}, L* = {L_star:.1e}, "
+      f"lambda_r(Sigma_x) = {float(svd.sigma[-1]):.3f}")
+"""),
+    md(r"""
+## 1. The imbalance is conserved, $U_2$ does not move
+
+An imbalanced Gaussian start ($U\sim\mathcal N(0, 0.5^2)$, $V\sim\mathcal N(0, 0.02^2)$, App. A.1),
+integrated to its steady state. $\Lambda(t)$ is evaluated on every saved model.
+"""),
+    code(r"""
+model0 = lf.gaussian_init(jr.PRNGKey(1), D, m, h, 0.5, 0.02)
+sol = lf.flow(model0, problem)
+print(sol.status, "at t =", float(sol.t_final), "after", int(sol.stats["num_steps"]), "steps")
+
+Lam0 = limits.min_imbalance(model0, X, svd)
+Lams = jax.vmap(lambda mdl: limits.min_imbalance(mdl, X, svd))(sol.models)
+lam_drift = float(jnp.max(jnp.abs(Lams - Lam0)) / jnp.max(jnp.abs(Lam0)))
+U2s = jnp.einsum("dk,tdh->tkh", svd.Phi2, sol.models.U)  # U_2(t) = Phi_2^T U(t)
+u2_drift = float(jnp.max(jnp.abs(U2s - U2s[0])) / jnp.max(jnp.abs(U2s[0])))
+# L = 1/2 ||E||^2 + L* with the error E of eq. (6)
+E = jax.vmap(lambda mdl: limits.min_error(mdl, X, Y, svd))(sol.models)
+split = float(jnp.max(jnp.abs(0.5 * jnp.sum(E**2, axis=(1, 2)) + L_star - sol.losses))
+              / sol.losses[0])
+print(f"max relative drift: Lambda {lam_drift:.1e}, U_2 {u2_drift:.1e}; "
+      f"|L - (|E|^2/2 + L*)|/L(0) = {split:.1e}")
+# Dopri8 at the default rtol 1e-10 over ~100 steps: the invariants hold to far better than 1e-8
+assert lam_drift < 1e-8 and u2_drift < 1e-8 and split < 1e-8
+"""),
+    md(r"""
+## 2. The rate: Thm 1 against the measured loss
+
+Four starts with the same $U(0)V(0)^\top$ (Figs. 2-3): $(\sigma_U, \sigma_V) = (.1, .1), (.5, .02),
+(.05, .2)$, a balanced start ($\Lambda = 0$, so $c = 0$ and Thm 1 gives no rate), and a balanced
+start near $\hat\Theta$, where the slides' margin $\sigma_{\min} - \|E(0)\|$ is positive. We
+integrate over a fixed window (`t1`, `stop=None`) and compare $L(t) - L^\star$ with Thm 1
+(`min_rate_bound`) and the slides' margin bound (`margin_rate_bound`) at every saved time, and
+the rate fitted on $\log(L - L^\star)$ with the bounds' rates.
+"""),
+    code(r"""
+ku, kv, kb = jr.split(jr.PRNGKey(2), 3)
+U0, V0 = jr.normal(ku, (D, h)), jr.normal(kv, (m, h))
+cases = {
+    "(.1,.1)": lf.TwoLayer(0.1 * U0, 0.1 * V0),
+    "(.5,.02)": lf.TwoLayer(0.5 * U0, 0.02 * V0),
+    "(.05,.2)": lf.TwoLayer(0.05 * U0, 0.2 * V0),
+}
+cases["balanced"] = lf.balanced_init(cases["(.1,.1)"].predictor(), X, h, key=kb)
+near = theta_hat + 0.05 * jr.normal(jr.PRNGKey(9), theta_hat.shape) / np.sqrt(D)
+cases["balanced, near"] = lf.balanced_init(near, X, h, key=kb)  # c = 0, but a margin
+T = 40.0
+ts = jnp.linspace(0.0, T, 201)
+lam_r = float(svd.sigma[-1])
+curves = {}
+for name, mdl in cases.items():
+    c = float(limits.imbalance_level(mdl, X, svd))
+    c_tilde = float(limits.margin_rate(mdl, X, Y, svd))
+    s = lf.flow(mdl, problem, saveat=lf.SaveAt(ts=ts), t1=T, stop=None)
+    excess = np.asarray(s.losses) - L_star
+    thm1 = np.asarray(limits.min_rate_bound(mdl, X, Y, ts, svd))
+    margin = np.asarray(limits.margin_rate_bound(mdl, X, Y, ts, svd))
+    # the bounds hold at every saved time, up to the solver's relative accuracy
+    assert np.all(excess <= thm1 * (1 + 1e-8) + 1e-14), name
+    assert np.all(excess <= margin * (1 + 1e-8) + 1e-14), name
+    # Thm 1's proof bounds the instantaneous rate, d/dt log(L - L*) <= -2 lambda_r c, so every
+    # secant slope, and hence the least-squares slope, of log(L - L*) is at least as steep.
+    fit = (excess < 1e-3 * excess[0]) & (excess > 1e-16 * excess[0])
+    rate = -np.polyfit(np.asarray(ts)[fit], np.log(excess[fit]), 1)[0]
+    assert rate >= max(2 * lam_r * c, lam_r * c_tilde) * (1 - 1e-6), name
+    if name == "balanced, near":  # Thm 1 is vacuous here; the margin bound is not
+        assert c < 1e-12 and margin[-1] < 1e-3 * margin[0]
+    curves[name] = (excess, thm1, margin)
+    print(f"{name:>14}: c = {c:.3g}, Thm 1 rate 2 lambda_r c = {2 * lam_r * c:.3g}, "
+          f"margin rate lambda_r c~ = {lam_r * c_tilde:.3g}, measured rate {rate:.3g}")
+"""),
+    code(r"""
+fig, ax = plt.subplots(figsize=(7, 4))
+for (name, (excess, thm1, margin)), col in zip(curves.items(), ["C0", "C1", "C2", "C3", "C4"]):
+    ax.semilogy(ts, np.maximum(excess, 1e-30), col, label=name)
+    ax.semilogy(ts, thm1, col + "--", lw=0.8)
+    ax.semilogy(ts, margin, col + ":", lw=0.8)
+ax.set_ylim(1e-25, 10)
+ax.set_xlabel("t")
+ax.set_ylabel(r"$L(t) - L^\star$")
+ax.set_title("flow (solid), Thm 1 (dashed), margin bound (dotted)")
+ax.legend(fontsize=8);
+"""),
+    md(r"""
+## 3. Where the flow ends: eq. (14) and Prop. 1
+
+The Gaussian start of section 1 ends at eq. (14), not at the min-norm solution: the null-space
+part $\Phi_2U_2(0)V(\infty)^\top$ stays. A start in Prop. 1's invariant set
+(`invariant_set_init`) ends at $\hat\Theta$ itself.
+"""),
+    code(r"""
+def rel(a, b):
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+theta_inf = sol.final.predictor()
+eq14 = limits.min_limit(X, Y, model0, sol.final.V, svd)
+print(f"Gaussian start: |Theta(inf) - eq.(14)|/|eq.(14)| = {rel(theta_inf, eq14):.1e}, "
+      f"|Theta(inf) - Theta_hat|/|Theta_hat| = {rel(theta_inf, theta_hat):.2f}")
+assert rel(theta_inf, eq14) < 1e-8  # the steady state is reached to relative excess 1e-10
+assert rel(theta_inf, theta_hat) > 0.1  # ... and it is not the min-norm solution
+
+inv0 = lf.invariant_set_init(jr.PRNGKey(3), X, m, h, scale=0.3)
+sol_inv = lf.flow(inv0, problem)
+print(f"invariant set: distance to the set {float(limits.invariant_set_distance(inv0, X)):.1e} "
+      f"at t = 0, {float(limits.invariant_set_distance(sol_inv.final, X)):.1e} at the end; "
+      f"|Theta(inf) - Theta_hat|/|Theta_hat| = {rel(sol_inv.final.predictor(), theta_hat):.1e}")
+assert rel(sol_inv.final.predictor(), theta_hat) < 1e-8
+"""),
+    md(r"""
+## 4. The width law (Thm 2, Figs. 1 and 4)
+
+With $U, V\sim\mathcal N(0, 1/h)$ ($a = 1/2$) the distance $\|\Theta(\infty) - \hat\Theta\|_F$
+shrinks like $h^{-1/2}$. The explicit flow has $(D + m)h$ states; `linflow.LiftedTwoLayer`
+samples the Gram matrix $G(0) = WW^\top$ of the same Gaussian network directly (a Wishart
+draw) and integrates a closed ODE whose size does not depend on $h$ (see the lifted-dynamics
+page), so widths up to $10^6$ cost the same. First, the lifted and explicit flows agree on
+one initialisation.
+"""),
+    code(r"""
+tl = lf.width_scaled_init(jr.PRNGKey(4), D, m, h, a=0.5)
+explicit = lf.flow(tl, problem).final.predictor()
+lifted = lf.flow(lf.LiftedTwoLayer.from_model(tl), problem).final.predictor()
+print(f"width {h}: |lifted - explicit|/|explicit| = {rel(lifted, explicit):.1e}")
+assert rel(lifted, explicit) < 1e-7  # both steady states reached to relative excess 1e-10
+"""),
+    code(r"""
+widths = [100, 1_000, 10_000, 100_000, 1_000_000]
+seeds = 3 if SMALL else 8
+dist = np.zeros((len(widths), seeds))
+for i, w in enumerate(widths):
+    for s in range(seeds):
+        mdl = lf.LiftedTwoLayer.gaussian(jr.fold_in(jr.PRNGKey(10 + s), w), D, m, w,
+                                         w**-0.5, w**-0.5)
+        s_w = lf.flow(mdl, problem, saveat=lf.SaveAt(num=1))
+        assert bool(s_w.converged)
+        dist[i, s] = float(jnp.linalg.norm(s_w.final.predictor() - theta_hat))
+    print(f"h = {w:>9,d}: mean |Theta(inf) - Theta_hat| = {dist[i].mean():.3e} "
+          f"({s_w.form}, {int(s_w.stats['num_steps'])} steps)")
+slope = np.polyfit(np.log(widths), np.log(dist).mean(axis=1), 1)[0]
+predicted = limits.width_law_exponent(0.5)
+print(f"log-log slope {slope:.3f}; Thm 2 predicts {predicted}")
+# seed-to-seed spread of log(distance) is ~0.3; over four decades of h this moves the fitted
+# slope by a few hundredths
+assert abs(slope - predicted) < 0.1
+"""),
+    code(r"""
+fig, ax = plt.subplots(figsize=(5, 4))
+ax.loglog(widths, dist, "o", color="C0", alpha=0.4, ms=4)
+ax.loglog(widths, np.exp(np.log(dist).mean(axis=1)), "o-", color="C0", label="lifted flow")
+ref = np.exp(np.log(dist[0]).mean()) * (np.array(widths) / widths[0]) ** predicted
+ax.loglog(widths, ref, "k:", label=r"$h^{-1/2}$ (Thm 2)")
+ax.set_xlabel("width h")
+ax.set_ylabel(r"$\|\Theta(\infty) - \hat\Theta\|_F$")
+ax.legend();
+"""),
+]
+
+
+YUN = [
+    md(r"""
+# Linear tensor networks (Yun, Krishnan & Mobahi, ICLR 2021)
+
+A linear tensor network computes $f(x) = \mathcal M(x)\circ(v_1, \dots, v_L) = x^\top\beta$ with
+a data tensor $\mathcal M(x)$ linear in $x$ (eq. (6)); `linflow.TensorNet` implements the three
+architectures of the paper: diagonal (eq. (11)), full-length circular convolution (eq. (12)) and
+fully connected (eq. (10)). The paper shows:
+
+1. **Thm 6**: a two-layer network trained on one data point $(x, y)$ by gradient flow on the
+   square loss converges to an explicit limit (computed by `two_layer_single_point_limit`);
+   on the toy $x = [1, 2]$, $y = 1$ the three architectures end at different interpolants
+   (Figs. 1-2).
+2. **Thm 5 / Cor. 5-6**: deeper diagonal and convolutional networks started at
+   $w_l = \alpha\eta$ converge to the minimiser of $Q_{L,\alpha,\eta}$ under $X\beta = y$; as
+   $\alpha\to0$ the minimum-$\ell_1$ (diagonal) or minimum DFT-$\ell_1$ (convolution)
+   interpolant, while fully connected networks tend to the minimum-$\ell_2$ one (Thm 7).
+3. **Cor. 1-3**: with the exponential loss on separable data the direction of $\beta$
+   converges to the $\ell_2$ (fully connected), $\ell_1$ (diagonal) or DFT-$\ell_1$
+   (convolution) max-margin direction (`tensor_margin_direction`).
+"""),
+    code(SETUP),
+    code(r"""
+import diffrax
+import jax.numpy as jnp
+import jax.random as jr
+import matplotlib.pyplot as plt
+import numpy as np
+
+import linflow as lf
+from linflow import limits
+
+X_REG, Y_REG = jnp.array([[1.0, 2.0]]), jnp.array([1.0])  # the toy regression problem
+X_CLS, Y_CLS = jnp.array([[1.0, 2.0], [0.0, -3.0]]), jnp.array([1.0, -1.0])  # and classification
+KINDS = ("fully_connected", "diagonal", "convolution")
+SOLVER = lf.SolverChoice(diffrax.Dopri8(), rtol=1e-12, atol=1e-14)
+regression = lf.Regression(X_REG, Y_REG)
+
+
+def directions(kind, z):
+    # Initial layers (v1, v2) with beta(0) = alpha^2 z (Sec. 6) satisfying Thm 6's hypothesis
+    z = np.asarray(z)
+    if kind == "diagonal":
+        a = np.sqrt(2 * np.abs(z))
+        return jnp.asarray(a), jnp.asarray(z / a)
+    if kind == "convolution":  # d = 2: the DFT is [w0 + w1, w0 - w1], beta_hat = w1_hat w2_hat
+        zh = np.array([z[0] + z[1], z[0] - z[1]])
+        a = np.sqrt(2 * np.abs(zh))
+        b = zh / a
+        return (jnp.asarray([a[0] + a[1], a[0] - a[1]]) / 2,
+                jnp.asarray([b[0] + b[1], b[0] - b[1]]) / 2)
+    xh = np.asarray(X_REG[0]) / np.linalg.norm(X_REG[0])
+    a = 1.5 * np.max(np.sqrt(np.abs(z) / np.abs(xh)))
+    return jnp.asarray(a * np.eye(2)), jnp.asarray(z / a)
+
+
+zs = np.asarray(jr.normal(jr.PRNGKey(0), (4, 2)))[: 2 if SMALL else 4]
+"""),
+    md(r"""
+## 1. Regression, two layers: the flow against Thm 6 (Figs. 1-2)
+
+For each architecture, initial directions $z_j$ and scales $\alpha$, the flow is integrated to
+its steady state and compared with Thm 6's closed-form limit.
+"""),
+    code(r"""
+alphas = (0.01, 0.5, 1.0)
+fig, axes = plt.subplots(len(alphas), 3, figsize=(12, 11))
+worst = 0.0
+for col, kind in enumerate(KINDS):
+    for row, alpha in enumerate(alphas):
+        ax = axes[row, col]
+        for j, z in enumerate(zs):
+            model = lf.TensorNet.from_directions(kind, directions(kind, z), alpha)
+            sol = lf.flow(model, regression, saveat=lf.SaveAt(ts=jnp.logspace(-3, 4, 80)),
+                          solver=SOLVER, max_steps=200_000)
+            limit = limits.two_layer_single_point_limit(model, X_REG[0], 1.0).predictor()
+            worst = max(worst, float(jnp.max(jnp.abs(sol.final.predictor() - limit))))
+            path = np.asarray(sol.predictors)
+            ax.plot(path[:, 0], path[:, 1], color=f"C{j}", lw=1)
+            ax.plot(*path[0], "o", color="purple", ms=4)
+            ax.plot(*np.asarray(limit), "o", mfc="none", mec="gold", ms=9, mew=2)
+        ax.plot([-1, 1.5], [1, -0.25], color="gold", lw=1)  # the interpolants x^T beta = 1
+        ax.set_xlim(-1.2, 1.2)
+        ax.set_ylim(-1.2, 1.2)
+        ax.set_title(f"{kind}, alpha={alpha}")
+fig.tight_layout()
+print(f"max |beta_flow - beta_Thm6| over {len(KINDS) * len(alphas) * len(zs)} flows: {worst:.1e}")
+# the flow stops at relative excess loss 1e-10 (Dopri8, rtol 1e-12): ~1e-10 in beta
+assert worst < 1e-8
+"""),
+    md(r"""
+## 2. Deeper networks and $\alpha\to0$: Cor. 5, Cor. 6, Thm 7
+
+Depth $L = 3$ from $w_l(0) = \alpha\eta$, $\eta = [1, 0.7]$ (`TensorNet.from_eta`): the flow's
+limit is the $Q_{L,\alpha,\eta}$ minimiser (`diagonal_regression_limit`,
+`convolution_regression_limit`), which tends to $[0, 0.5]$ (min $\ell_1$) for the diagonal and
+$[1/3, 1/3]$ (min DFT-$\ell_1$) for the convolutional network as $\alpha\to0$. A fully
+connected network from random directions tends to the min-$\ell_2$ interpolant $[0.2, 0.4]$
+(Thm 7).
+"""),
+    code(r"""
+eta = jnp.array([1.0, 0.7])
+depth = 3
+targets = {"diagonal": jnp.array([0.0, 0.5]), "convolution": jnp.array([1.0, 1.0]) / 3,
+           "fully_connected": jnp.array([0.2, 0.4])}
+cor = {"diagonal": limits.diagonal_regression_limit,
+       "convolution": limits.convolution_regression_limit}
+scales = [1.0, 0.5, 0.25] if SMALL else [1.0, 0.5, 0.25, 0.1, 0.05]
+gaps = {kind: [] for kind in KINDS}
+for alpha in scales:
+    for kind in KINDS:
+        if kind == "fully_connected":
+            model = lf.TensorNet.fully_connected(jr.PRNGKey(5), 2, depth, alpha)
+        else:
+            model = lf.TensorNet.from_eta(kind, eta, depth, alpha)
+        beta = lf.flow(model, regression, solver=SOLVER, max_steps=200_000).final.predictor()
+        if kind in cor:
+            want = cor[kind](X_REG, Y_REG, alpha, depth, eta)
+            assert float(jnp.max(jnp.abs(beta - want))) < 1e-8, (kind, alpha)
+        gaps[kind].append(float(jnp.linalg.norm(beta - targets[kind])))
+for kind in KINDS:
+    print(f"{kind:>15}: distance to {np.asarray(targets[kind]).round(3)} for alpha = {scales}:",
+          np.array(gaps[kind]).round(5))
+    assert gaps[kind][-1] < gaps[kind][0]  # closer to the alpha -> 0 limit at smaller alpha
+"""),
+    md(r"""
+## 3. Classification: directions (Cor. 1-3)
+
+The exponential loss on the separable toy $(([1, 2], +1), ([0, -3], -1))$: $\|\beta\|\to\infty$
+and only the direction converges, slowly (like $(\log t)^{-1/2}$), so the flow is integrated
+to a very large time with log-spaced saves; the adaptive step grows with $t$. The predicted
+directions are $[1, 2]/\sqrt5$ (fully connected, $\ell_2$), $[0, 1]$ (diagonal, $\ell_1$) and
+$[1, 1]/\sqrt2$ (convolution, DFT-$\ell_1$): each run must end nearer its own architecture's
+direction than the other two.
+"""),
+    code(r"""
+classification = lf.Classification(X_CLS, Y_CLS)  # exponential loss
+t1 = 1e8 if SMALL else 1e100
+save = lf.SaveAt(ts=jnp.logspace(-2, np.log10(t1), 60))
+predicted = {kind: limits.tensor_margin_direction(kind, X_CLS, Y_CLS) for kind in KINDS}
+fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+for ax, kind in zip(axes, KINDS):
+    for alpha, ls in zip([0.5] if SMALL else [0.01, 0.5, 1.0], ["-", "--", ":"]):
+        for j, z in enumerate(zs):
+            model = lf.TensorNet.from_directions(kind, directions(kind, z), alpha)
+            sol = lf.flow(model, classification, saveat=save, t1=t1, solver=SOLVER,
+                          max_steps=200_000)
+            B = sol.predictors
+            u = B / jnp.linalg.norm(B, axis=1, keepdims=True)
+            cos = {other: float(u[-1] @ predicted[other]) for other in KINDS}
+            assert max(cos, key=cos.get) == kind, (kind, cos)
+            ax.loglog(sol.ts, 1 - u @ predicted[kind], color=f"C{j}", ls=ls)
+            print(f"{kind:>15} alpha={alpha}: cos(beta(t1), predicted) = {cos[kind]:.6f} "
+                  f"({int(sol.stats['num_steps'])} steps)")
+    ax.set_xlabel("t")
+    ax.set_ylabel("1 - cos")
+    ax.set_title(f"{kind}: {np.asarray(predicted[kind]).round(3)}")
+fig.tight_layout()
+"""),
+]
+
+
+TARMOUN = [
+    md(r"""
+# Closed-form dynamics of factorisations (Tarmoun et al., ICML 2021)
+
+For $\tfrac12\|Y - UU^\top\|_F^2$ and $\tfrac12\|Y - UV^\top\|_F^2$ the gradient flow has closed
+forms (linflow's loss is the paper's, so times and rates are the paper's):
+
+1. **Prop. 1, eq. (8)**: $X = UU^\top$ obeys the Riccati equation $\dot X = 2YX + 2XY - 4X^2$
+   (eq. (5)), solved in closed form from *any* start; **Prop. 2**: $X(t)$ converges to the
+   projection $\tilde Y$ of $Y$ on the PSD cone at rate $4\min_i|\sigma_i(Y)|$.
+2. **Cor. 1, eq. (9)**: from a spectral start each eigenvalue follows its own logistic curve and
+   converges at rate $4|\sigma_i|$ (sequential learning).
+3. **Prop. 3, eqs. (17)/(22)**: $Q = U^\top U - V^\top V$ is conserved (eq. (13)); from a
+   spectral start with imbalance $\lambda_{0,i}$ each singular value converges at rate
+   $\sqrt{4\sigma_i^2 + \lambda_{0,i}^2}$: imbalance accelerates convergence.
+4. **Prop. 5, eq. (30)**: for $Q_0 = \lambda_0 I$, $RR^\top$ with $R = [U; V]$ in closed form.
+
+Each closed form is compared with the exact flow at every saved time, and each rate with the
+slope of the flow's own error.
+"""),
+    code(SETUP),
+    code(r"""
+import diffrax
+import jax.numpy as jnp
+import jax.random as jr
+import matplotlib.pyplot as plt
+import numpy as np
+
+import linflow as lf
+from linflow import limits
+
+# These small flows are not stiff; an explicit solver at a tight tolerance keeps the global
+# error far below the 1e-7 used in the checks (and compiles faster than the implicit default).
+SOLVER = lf.SolverChoice(diffrax.Tsit5(), rtol=1e-11, atol=1e-13)
+T = 10.0
+ts = jnp.concatenate([jnp.zeros(1), jnp.logspace(-2, np.log10(T), 60)])
+
+
+def run(model, Y, ts=ts):
+    return lf.flow(model, lf.Factorization(Y), saveat=lf.SaveAt(ts=ts), t1=float(ts[-1]),
+                   stop=None, solver=SOLVER)
+
+
+def max_rel(a, b):
+    # the largest error over the trajectory, relative to the size of b at the same time
+    err = jnp.abs(a - b).reshape(a.shape[0], -1).max(axis=1)
+    return float((err / jnp.abs(b).reshape(b.shape[0], -1).max(axis=1)).max())
+
+
+def fitted_rate(t, err, lo=1e-8, hi=1e-3):
+    # slope of log(err) where the error is past its transient and above the solver's floor
+    sel = (err > lo) & (err < hi)
+    return -np.polyfit(np.asarray(t)[sel], np.log(err[sel]), 1)[0]
+"""),
+    md(r"""
+## 1. Symmetric factorisation: Prop. 1 and Prop. 2
+
+$Y = \Phi\,\mathrm{diag}(\sigma)\Phi^\top$ with eigenvalues of both signs, a random (not spectral)
+start $U_0$ of width $k$.
+"""),
+    code(r"""
+n, k = (5, 8) if SMALL else (10, 20)
+Phi, _ = jnp.linalg.qr(jr.normal(jr.PRNGKey(0), (n, n)))
+sigma = jnp.sort(jnp.concatenate([-jnp.linspace(0.6, 1.5, n // 2),
+                                  jnp.linspace(0.5, 2.0, n - n // 2)]))
+Y_sym = (Phi * sigma) @ Phi.T
+U0 = 0.1 * jr.normal(jr.PRNGKey(1), (n, k))
+sol_sym = run(lf.Symmetric(U0), Y_sym)
+eq8 = limits.symmetric_riccati_solution(Y_sym, U0, ts)
+err8 = max_rel(sol_sym.predictors, eq8)
+print(f"flow vs eq. (8): max relative error {err8:.1e} ({int(sol_sym.stats['num_steps'])} steps)")
+assert err8 < 1e-7
+
+Y_psd = (Phi * jnp.maximum(sigma, 0.0)) @ Phi.T  # the projection on the PSD cone
+late = limits.symmetric_riccati_solution(Y_sym, U0, jnp.array([1e8]))[0]  # no overflow
+assert float(jnp.abs(late - Y_psd).max()) < 1e-12
+dist = np.asarray(jnp.linalg.norm(sol_sym.predictors - Y_psd, axis=(1, 2)))
+rate, predicted = fitted_rate(ts, dist), 4 * float(jnp.min(jnp.abs(sigma)))
+print(f"|X(t) - Y_psd| decays at rate {rate:.4f}; Prop. 2: 4 min|sigma_i| = {predicted:.4f}")
+assert abs(rate / predicted - 1) < 0.01
+"""),
+    md(r"""
+## 2. Spectral start: eq. (9), one rate per eigenvalue
+
+$U_0 = \Phi\,\mathrm{diag}(\sigma_0)^{1/2}$ with all $\sigma_{0,i} = 10^{-3}$: the eigenvalues of
+$X(t)$ in the basis $\Phi$ follow eq. (9); positive ones are learned at rate $4\sigma_i$, one
+after the other, negative ones decay to zero.
+"""),
+    code(r"""
+sigma0 = jnp.full(n, 1e-3)
+sol_spec = run(lf.Symmetric(Phi * jnp.sqrt(sigma0)[None, :]), Y_sym)
+eig_flow = jnp.einsum("ia,tij,ja->ta", Phi, sol_spec.predictors, Phi)
+eq9 = limits.symmetric_spectral_solution(sigma, sigma0, ts)
+err9 = max_rel(eig_flow, eq9)
+print(f"flow vs eq. (9): max relative error {err9:.1e}")
+assert err9 < 1e-7
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for i in range(n):
+    line = ax.plot(ts, eig_flow[:, i], lw=2, alpha=0.5)[0]
+    ax.plot(ts, eq9[:, i], "--", color=line.get_color(), lw=1)
+ax.set_xlabel("t")
+ax.set_ylabel(r"$\phi_i^\top X(t)\phi_i$")
+ax.set_title("flow (thick) and eq. (9) (dashed)");
+"""),
+    md(r"""
+## 3. Asymmetric factorisation: Prop. 3 and the role of imbalance
+
+$Y\in\mathbb R^{m\times n'}$ with singular values $1, \dots, 1/4$; a spectral start
+(`spectral_init`, Def. 3) with $x_{0,i} = 0.1$ and the same imbalance $\lambda_0$ on every
+component, balanced ($\lambda_0 = 0$) and imbalanced ($\lambda_0 = 2$). Over a longer window
+so that the balanced start finishes learning its smallest component.
+"""),
+    code(r"""
+m, n2 = (3, 5) if SMALL else (5, 10)
+Pa, _, Pb = jnp.linalg.svd(jr.normal(jr.PRNGKey(2), (m, n2)), full_matrices=False)
+s_Y = jnp.linspace(1.0, 0.25, m)
+Y = (Pa * s_Y) @ Pb
+ts3 = jnp.linspace(0.0, 40.0, 161)
+errors = {}
+for lam0 in [0.0, 2.0]:
+    model0 = lf.spectral_init(Y, 2 * m, 0.1, lam0, key=jr.PRNGKey(3))
+    s3 = run(model0, Y, ts3)
+    eq17 = limits.spectral_factorization_solution(Y, model0, ts3)
+    err17 = max_rel(s3.predictors, eq17)
+    Q = s3.conserved["imbalance"]
+    q_drift = float(jnp.abs(Q - Q[0]).max())  # absolute: Q(0) = 0 for the balanced start
+    x = jnp.einsum("ip,tij,pj->tp", Pa, s3.predictors, Pb)  # singular values along Y's
+    errors[lam0] = np.abs(np.asarray(x - s_Y))
+    rates = [fitted_rate(ts3, errors[lam0][:, i] / float(s_Y[i])) for i in range(m)]
+    predicted = np.asarray(limits.spectral_rate(s_Y, lam0))
+    print(f"lambda0 = {lam0}: flow vs eq. (17) {err17:.1e}, |Q(t) - Q(0)| <= {q_drift:.1e}")
+    print("   measured rates", np.round(rates, 4), " sqrt(4 sigma^2 + lambda0^2) =",
+          np.round(predicted, 4))
+    assert err17 < 1e-7 and q_drift < 1e-9
+    np.testing.assert_allclose(rates, predicted, rtol=0.01)
+"""),
+    code(r"""
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+for ax, lam0 in zip(axes, errors):
+    for i in range(m):
+        line = ax.semilogy(ts3, errors[lam0][:, i], label=f"sigma = {float(s_Y[i]):.3g}")[0]
+        rate = float(limits.spectral_rate(s_Y[i], lam0))
+        ax.semilogy(ts3, errors[lam0][-40, i] * np.exp(-rate * (ts3 - ts3[-40])), ":",
+                    color=line.get_color())
+    ax.set_ylim(1e-14, 2)
+    ax.set_xlabel("t")
+    ax.set_title(f"lambda0 = {lam0}: |x_i(t) - sigma_i| (dotted: Prop. 3 rate)")
+axes[0].legend(fontsize=8);
+"""),
+    md(r"""
+## 4. Isotropic imbalance: Prop. 5
+
+When $U_0^\top U_0 - V_0^\top V_0 = \lambda_0 I_k$ (possible for $k\le m$: take
+$U_0 = Q(\lambda_0 I + V_0^\top V_0)^{1/2}$ with orthonormal $Q$), $R(t)R(t)^\top$,
+$R = [U; V]$, has the closed form (30); its off-diagonal block is $U(t)V(t)^\top$.
+"""),
+    code(r"""
+lam0, k5 = 0.7, m
+kq, kv = jr.split(jr.PRNGKey(4))
+V0 = 0.4 * jr.normal(kv, (n2, k5))
+ev, P = jnp.linalg.eigh(lam0 * jnp.eye(k5) + V0.T @ V0)
+Qo, _ = jnp.linalg.qr(jr.normal(kq, (m, k5)))
+iso0 = lf.TwoLayer(Qo @ (P * jnp.sqrt(ev)[None, :]) @ P.T, V0)
+assert float(jnp.abs(iso0.conserved()["imbalance"] - lam0 * jnp.eye(k5)).max()) < 1e-12
+s5 = run(iso0, Y)
+RR = limits.isotropic_imbalance_solution(Y, iso0.U, iso0.V, lam0, ts)
+W = jnp.concatenate([s5.models.U, s5.models.V], axis=1)
+err30 = max_rel(W @ jnp.swapaxes(W, 1, 2), RR)
+print(f"flow vs eq. (30): R R^T {err30:.1e}, U V^T {max_rel(s5.predictors, RR[:, :m, m:]):.1e}")
+assert err30 < 1e-7
+"""),
+]
 
 
 def tidy():
@@ -385,6 +1013,9 @@ def tidy():
 
 if __name__ == "__main__":
     write("01_quickstart.ipynb", QUICKSTART)
+    write("02_min.ipynb", MIN)
     write("03_woodworth.ipynb", WOODWORTH)
+    write("04_yun.ipynb", YUN)
+    write("05_tarmoun.ipynb", TARMOUN)
     write("06_scaling.ipynb", SCALING)
     tidy()
