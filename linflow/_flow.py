@@ -9,7 +9,7 @@ from ._results import RESULTS
 from ._saveat import SaveAt
 from ._solution import FlowSolution
 from ._solver import Auto, SolverChoice
-from ._stop import Converged
+from ._stop import Converged, excess_tolerance
 from ._system import AbstractFlowSystem, GradientFlowSystem
 from .models._base import AbstractModel
 from .problems import AbstractProblem
@@ -174,12 +174,11 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         ts = jnp.minimum(ts, t1)
     ref = problem.reference_loss()
 
-    def excess(y):
-        return problem.relative_excess(system.to_model(y).predictor())
-
     def converged_fn(t, y, args, **kwargs):
         del t, args, kwargs
-        done = excess(y) <= stop.rtol
+        model = system.to_model(y)
+        tol = excess_tolerance(stop, problem, model)
+        done = problem.relative_excess(model.predictor()) <= tol
         if stop.gtol is not None:
             model = system.to_model(y)
             g = system.vector_field(0.0, y, problem)

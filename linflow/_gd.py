@@ -7,7 +7,7 @@ import optax
 from ._flow import _validate
 from ._results import RESULTS
 from ._solution import FlowSolution
-from ._stop import Converged
+from ._stop import Converged, excess_tolerance
 from .models._base import AbstractModel
 from .problems import AbstractProblem
 
@@ -135,7 +135,8 @@ def _run(model, problem, opt, lr, save_steps, stop, steps):
     def is_done(p):
         if stop is None:
             return jnp.asarray(False)
-        return problem.relative_excess(eqx.combine(p, static).predictor()) <= stop.rtol
+        model = eqx.combine(p, static)
+        return problem.relative_excess(model.predictor()) <= excess_tolerance(stop, problem, model)
 
     def bad(loss):
         return ~jnp.isfinite(loss)

@@ -54,6 +54,17 @@ def hadamard_params(model: HadamardNet, s: Float[Array, " d"]) -> HadamardNet:
     return HadamardNet(0.5 * (p + m), 0.5 * (p - m))
 
 
+def _exp_difference(a, b, x):
+    r"""$a e^{x} - b e^{-x}$ for $a, b \ge 0$, as $2\sqrt{ab}\,\sinh(x + \frac12\log(a/b))$
+    when both are positive: accurate where $e^{\pm x}$ are close to 1 and $a = b$ is large
+    (a large balanced initialisation), where the plain difference loses $\log_{10}(a/|\beta|)$
+    digits."""
+    both = (a > 0) & (b > 0)
+    sa, sb = jnp.where(both, a, 1.0), jnp.where(both, b, 1.0)
+    shifted = 2 * jnp.sqrt(sa * sb) * jnp.sinh(x + 0.5 * (jnp.log(sa) - jnp.log(sb)))
+    return jnp.where(both, shifted, a * jnp.exp(x) - b * jnp.exp(-x))
+
+
 class DualFlowSystem(AbstractFlowSystem):
     r"""The reduced flow $\dot\nu = -\nabla_z\ell(X\beta(X^\top\nu))$, $\nu \in \mathbb R^N$."""
 
@@ -70,8 +81,20 @@ class DualFlowSystem(AbstractFlowSystem):
             return diagonal_params(self.model, s)
         return hadamard_params(self.model, s)
 
+    def predictor(self, y):
+        r"""$\beta$ at state $\nu$, without the cancellation of $w_+^2 - w_-^2$ where possible."""
+        s = y @ self.X
+        if isinstance(self.model, DiagonalNet) and self.model.depth == 2:
+            # w_pm = w_pm(0) e^{pm 2s}: beta = a e^{4s} - b e^{-4s}, a, b = w_pm(0)^2.
+            return _exp_difference(self.model.w_plus**2, self.model.w_minus**2, 4 * s)
+        if isinstance(self.model, HadamardNet):
+            # u pm v = (u0 pm v0) e^{pm s}: beta = uv = (p e^{2s} - m e^{-2s}) / 4.
+            u0, v0 = self.model.u, self.model.v
+            return 0.25 * _exp_difference((u0 + v0) ** 2, (u0 - v0) ** 2, 2 * s)
+        return self.to_model(y).predictor()
+
     def vector_field(self, t, y, problem):
-        beta = self.to_model(y).predictor()
+        beta = self.predictor(y)
         rho = jax.grad(problem.output_loss)(self.X @ beta)
         return -rho
 

@@ -19,3 +19,11 @@ class AbstractModel(eqx.Module):
     def conserved(self) -> dict[str, Array]:
         """Quantities that are constant along the gradient flow of any loss of the predictor."""
         return {}
+
+    def predictor_magnitude(self) -> Float[Array, "..."] | None:
+        """The elementwise size of the terms whose sum is `predictor()`, or `None`.
+
+        Where the predictor is a difference of large terms (e.g. $w_+^D - w_-^D$ at a large
+        initialisation), rounding limits how small the loss can get; the steady-state stop
+        (`linflow.Converged`) uses this to keep its tolerance above that floor."""
+        return None

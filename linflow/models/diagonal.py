@@ -78,6 +78,9 @@ class DiagonalNet(AbstractModel):
     def predictor(self) -> Float[Array, " d"]:
         return self.w_plus**self.depth - self.w_minus**self.depth
 
+    def predictor_magnitude(self) -> Float[Array, " d"]:
+        return jnp.abs(self.w_plus) ** self.depth + jnp.abs(self.w_minus) ** self.depth
+
     def conserved(self) -> dict[str, Array]:
         if self.depth == 2:
             return {"w_plus*w_minus": self.w_plus * self.w_minus}

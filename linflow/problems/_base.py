@@ -26,6 +26,12 @@ class AbstractProblem(eqx.Module):
         predictor). The default assumes $L^\star = 0$."""
         return jnp.sqrt(self.loss(predictor) / self.reference_loss())
 
+    def excess_floor_factor(self) -> Float[Array, ""]:
+        r"""$c$ such that a predictor known to absolute accuracy $u\,m$ ($u$ the unit
+        roundoff, $m$ = `model.predictor_magnitude()`) has a relative excess of at most about
+        $c\|m\|$ from rounding alone. 0 (no floor) unless the problem defines it."""
+        return jnp.asarray(0.0)
+
     def time_scale(self) -> Float[Array, ""]:
         """The natural time unit of the flow on this problem (used for default save times)."""
         return jnp.asarray(1.0)
