@@ -85,6 +85,28 @@ def test_small_alpha_tends_to_min_l1_and_large_alpha_to_min_l2(getkey):
     assert err_l2[2] < 1e-3
 
 
+@pytest.mark.parametrize("alpha", [1e3, 1e4])
+def test_large_scale_flow_stops_at_the_rounding_floor_of_the_predictor(getkey, alpha):
+    # beta = w+^2 - w-^2 with w+- ~ alpha is known only to about u * ||w+^2 + w-^2||: the
+    # 1e-10 stop is below that floor at these scales, so Converged must use the floor (else
+    # max_steps is reached), and the limit must be the Q_alpha minimiser to that accuracy.
+    prob = _problem(getkey(), n=10, d=25, sparsity=2)
+    model = lf.DiagonalNet.unbiased(25, alpha)
+    sol = lf.flow(model, prob)  # throw=True: raises unless converged
+    assert sol.converged
+    beta_q = lf.limits.hypentropy_minimiser(prob.X, prob.Y, alpha)
+    magnitude = float(jnp.linalg.norm(sol.final.predictor_magnitude()))
+    tol = max(1e-10, float(prob.excess_floor_factor()) * magnitude)
+    assert float(sol.residual) <= tol
+    # Stopping at relative excess `tol` leaves beta within tol * ||y|| / sigma_min(X) of the
+    # interpolating set (the dual state fixes the point on it); add the predictor's rounding.
+    sigma_min = np.linalg.svd(np.asarray(prob.X), compute_uv=False)[-1]
+    bound = tol * float(jnp.linalg.norm(prob.Y)) / sigma_min + 20 * 2.3e-16 * magnitude
+    err = float(jnp.linalg.norm(sol.final.predictor() - beta_q))
+    assert err <= bound
+    assert bound / float(jnp.linalg.norm(beta_q)) < 1e-4  # the check is not vacuous
+
+
 @pytest.mark.parametrize("depth", [2, 3])
 def test_conserved_quantities_along_the_flow(getkey, depth):
     prob = _problem(getkey())
