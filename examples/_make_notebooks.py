@@ -18,8 +18,10 @@ import os
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
+# Where to install linflow from on Colab: a package name, a git URL ("git+https://...") or a path.
+LINFLOW_SOURCE = os.environ.get("LINFLOW_SOURCE", "linflow")
 if IN_COLAB:
-    %pip install --quiet linflow
+    %pip install --quiet {LINFLOW_SOURCE}
 
 import jax
 

@@ -21,6 +21,7 @@ from jaxtyping import Array, Float
 
 from .._checks import as_float_array
 from ..models.factorization import TwoLayer
+from .norms import min_l2
 
 
 class DataSVD(NamedTuple):
@@ -152,13 +153,17 @@ def min_norm_solution(
     r"""The minimum-norm least-squares solution $\hat\Theta = X^\top(XX^\top)^\dagger Y
     = \Phi_1\Sigma_x^{-1/2}W^\top Y$ (Min et al. 2021, eqs. (11), (13)).
 
+    The same matrix as `linflow.limits.min_l2(X, Y)`, which computes it when `svd` is not
+    given; with the paper's `DataSVD` it is read off the decomposition.
+
     **Returns:** shape `(D, m)`.
     """
     X = as_float_array(X, "X", ndim=2)
     Y = as_float_array(Y, "Y", ndim=(1, 2))
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"`X` has {X.shape[0]} rows but `Y` has {Y.shape[0]}.")
-    svd = _svd(X, svd)
+    if svd is None:
+        return min_l2(X, Y)
     coef = (svd.W.T @ Y) / jnp.sqrt(svd.sigma).reshape((-1,) + (1,) * (Y.ndim - 1))
     return svd.Phi1 @ coef
 
