@@ -95,8 +95,9 @@ def test_large_scale_flow_stops_at_the_rounding_floor_of_the_predictor(getkey, a
     sol = lf.flow(model, prob)  # throw=True: raises unless converged
     assert sol.converged
     beta_q = lf.limits.hypentropy_minimiser(prob.X, prob.Y, alpha)
-    magnitude = float(jnp.linalg.norm(sol.final.predictor_magnitude()))
-    tol = max(1e-10, float(prob.excess_floor_factor()) * magnitude)
+    m = sol.final.predictor_magnitude()
+    magnitude = float(jnp.linalg.norm(m))
+    tol = max(1e-10, float(prob.excess_floor(m)))
     assert float(sol.residual) <= tol
     # Stopping at relative excess `tol` leaves beta within tol * ||y|| / sigma_min(X) of the
     # interpolating set (the dual state fixes the point on it); add the predictor's rounding.

@@ -26,10 +26,11 @@ class AbstractProblem(eqx.Module):
         predictor). The default assumes $L^\star = 0$."""
         return jnp.sqrt(self.loss(predictor) / self.reference_loss())
 
-    def excess_floor_factor(self) -> Float[Array, ""]:
-        r"""$c$ such that a predictor known to absolute accuracy $u\,m$ ($u$ the unit
-        roundoff, $m$ = `model.predictor_magnitude()`) has a relative excess of at most about
-        $c\|m\|$ from rounding alone. 0 (no floor) unless the problem defines it."""
+    def excess_floor(self, magnitude: Float[Array, "..."]) -> Float[Array, ""]:
+        r"""The relative excess that rounding alone leaves in a predictor whose entries are
+        known to absolute accuracy $u\,m$ ($u$ the unit roundoff, $m$ = `magnitude`, from
+        `model.predictor_magnitude()`). 0 (no floor) unless the problem defines it."""
+        del magnitude
         return jnp.asarray(0.0)
 
     def time_scale(self) -> Float[Array, ""]:
