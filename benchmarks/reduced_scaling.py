@@ -1,8 +1,9 @@
 """The exact reduced form: diagonal networks with up to a million features flow in N dimensions.
 
-For each d, the reduced flow (automatic for `DiagonalNet`), the full 2d-dimensional flow (at
-d = 100 only, where it finishes in reasonable time) and the analytic `hypentropy_minimiser`: wall time
-(after compilation) and accuracy against the minimiser. N = 50 samples, 5-sparse plant.
+For each d, the reduced flow (automatic for `DiagonalNet`), the full 2d-dimensional flow
+(at d = 100 only, where it finishes in reasonable time) and the analytic
+`hypentropy_minimiser`: wall time (after compilation) and accuracy against the minimiser.
+N = 50 samples, 5-sparse plant.
 """
 
 import time

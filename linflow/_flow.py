@@ -180,7 +180,6 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         tol = excess_tolerance(stop, problem, model)
         done = problem.relative_excess(model.predictor()) <= tol
         if stop.gtol is not None:
-            model = system.to_model(y)
             g = system.vector_field(0.0, y, problem)
             gnorm = _tree_norm(g)
             pnorm = _tree_norm(eqx.filter(model, eqx.is_array))

@@ -51,10 +51,10 @@ with `throw=False`, returns it with `info["ok"] = False`). Against a 60-digit re
 """
 
 import equinox as eqx
-import lineax as lx
-import lineax.internal as lxi
 import jax
 import jax.numpy as jnp
+import lineax as lx
+import lineax.internal as lxi
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
@@ -363,7 +363,8 @@ def hypentropy_minimiser(
 
 
 def _direction_cholesky(X, curv, g):
-    """The Newton step $-H^{-1}g$, $H = X\\operatorname{diag}(\\psi'')X^\\top$, by Cholesky: $O(N^2d)$."""
+    """The Newton step $-H^{-1}g$, $H = X\\operatorname{diag}(\\psi'')X^\\top$, by Cholesky:
+    $O(N^2d)$."""
     hess = (X * curv[None, :]) @ X.T
     dscale = jnp.sqrt(jnp.diagonal(hess))
     dscale = jnp.where(dscale > 0, dscale, 1.0)
