@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from _common import parse, write
+from _common import parse, timed, write
 
 import linflow as lf
 
@@ -69,15 +69,6 @@ def compile_timed(fn, *args):
     return compiled, seconds, memory
 
 
-def call_timed(compiled, args, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - t)
-    return out, best
-
-
 def rel(a, b):
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -108,14 +99,14 @@ def main():
         for alpha in alphas:
             a = jnp.asarray(alpha)
             row = dict(d=d, alpha=alpha, n=N)
-            loss, row["forward_s"] = call_timed(value, (a, prob.Y, *data), repeat)
+            loss, row["forward_s"] = timed(value, a, prob.Y, *data, repeat=repeat)
             row["validation_loss"] = float(loss)
             row["forward_compile_s"] = value_compile_s
             steps = lf.flow(lf.DiagonalNet.unbiased(d, alpha), prob, saveat=lf.SaveAt(num=1))
             row["num_steps"] = int(steps.stats["num_steps"])
             g = {}
             for name, (compiled, compile_s, memory) in grads.items():
-                g[name], row[f"{name}_s"] = call_timed(compiled, (a, prob.Y, *data), repeat)
+                g[name], row[f"{name}_s"] = timed(compiled, a, prob.Y, *data, repeat=repeat)
                 row[f"{name}_compile_s"] = compile_s
                 row[f"{name}_memory"] = memory
                 row[f"{name}_grad_alpha"] = float(g[name][0])
