@@ -17,7 +17,7 @@ from ._gd import gd as gd
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
 from ._solution import FlowSolution as FlowSolution
-from ._solver import Auto as Auto, SolverChoice as SolverChoice
+from ._solver import Auto as Auto, Fallback as Fallback, SolverChoice as SolverChoice
 from ._stop import Converged as Converged
 from .lifted import LiftedSymmetric as LiftedSymmetric, LiftedTwoLayer as LiftedTwoLayer
 from .models import (

@@ -8,7 +8,7 @@ from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._results import RESULTS
 from ._saveat import SaveAt
 from ._solution import FlowSolution
-from ._solver import Auto, SolverChoice
+from ._solver import Auto, Fallback, SolverChoice
 from ._stop import Converged, excess_tolerance
 from ._system import AbstractFlowSystem, GradientFlowSystem
 from .models._base import AbstractModel
@@ -51,7 +51,7 @@ def flow(
     *,
     saveat: SaveAt | None = None,
     stop: Converged | None = None,
-    solver: "diffrax.AbstractSolver | SolverChoice | None" = None,
+    solver: "diffrax.AbstractSolver | SolverChoice | Fallback | None" = None,
     t1: float = jnp.inf,
     max_steps: int = 100_000,
     throw: bool = True,
@@ -75,8 +75,10 @@ def flow(
     - `problem`: the data and loss, e.g. `linflow.Regression(X, y)`.
     - `saveat`: which times to save (default `linflow.SaveAt()`: 64 log-spaced times).
     - `stop`: the steady-state criterion (default `linflow.Converged()` when `t1` is infinite).
-    - `solver`: a diffrax solver, a `linflow.SolverChoice`, or `None` for `linflow.Auto()`,
-      which picks the solver and tolerances from the state size (see the docs' *Solvers* page).
+    - `solver`: a diffrax solver, a `linflow.SolverChoice`, a `linflow.Fallback` (one solver,
+      then another if the first runs out of its step budget), or `None` for `linflow.Auto()`,
+      which picks the solver and tolerances from the form and size of the state (see the
+      docs' *flow engine* page).
     - `t1`: final time; `inf` integrates to the steady state.
     - `max_steps`: solver step budget; hitting it is reported as `max_steps_reached`.
     - `throw`: raise if the run did not end at a steady state (or at a finite `t1`).
@@ -105,9 +107,10 @@ def flow(
         solver = SolverChoice(solver)
     if isinstance(solver, Auto):
         solver = solver.choose(system, problem)
-    if not isinstance(solver, SolverChoice):
+    if not isinstance(solver, (SolverChoice, Fallback)):
         raise TypeError(
-            "`solver` must be a diffrax solver, a `linflow.SolverChoice`, or None, "
+            "`solver` must be a diffrax solver, a `linflow.SolverChoice`, a `linflow.Fallback`, "
+            "or None, "
             f"got {type(solver)}."
         )
     y0 = system.initial_state()
@@ -193,32 +196,86 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
 
     conds = [diverged_fn] if stop is None else [converged_fn, diverged_fn]
     event = diffrax.Event(cond_fn=conds)
-    dsaveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=ts), diffrax.SubSaveAt(t1=True)])
     term = diffrax.ODETerm(system.vector_field)
-    sol = diffrax.diffeqsolve(
-        term,
-        choice.solver,
-        t0=0.0,
-        t1=t1,
-        dt0=choice.dt0(problem),
-        y0=y0,
-        args=problem,
-        saveat=dsaveat,
-        stepsize_controller=choice.stepsize_controller,
-        event=event,
-        max_steps=max_steps,
-        throw=False,
-        adjoint=adjoint,
-    )
-    ys_ts, ys_final = sol.ys
-    t_final = sol.ts[1][0]
-    final_y = jax.tree.map(lambda x: x[0], ys_final)
-    result = RESULTS.promote(sol.result)
-    if stop is None:
-        diverged = sol.event_mask[0]
-        converged = jnp.asarray(False)
+
+    def run(c, t0, y_start, save_ts, steps):
+        controller = c.stepsize_controller
+        dt0 = c.dt0(problem)
+        if dt0 is None and isinstance(controller, diffrax.PIDController):
+            # diffrax's own first-step rule (Hairer, Norsett & Wanner II.4), called on the
+            # bare term: inside `diffeqsolve` the term arrives wrapped and the rule falls back
+            # to dt0 = 0.01, which a high-order explicit step can accept in the middle of a
+            # fast transient (seen: depth-3 reduced flow, alpha = 10, first step to t = 0.01
+            # accepted, loss 1e9).
+            tnext, _ = controller.init(
+                term, t0, t1, y_start, None, problem, c.solver.func, c.solver.error_order(term)
+            )
+            dt0 = jax.lax.stop_gradient(tnext - t0)
+        sol = diffrax.diffeqsolve(
+            term,
+            c.solver,
+            t0=t0,
+            t1=t1,
+            dt0=dt0,
+            y0=y_start,
+            args=problem,
+            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=save_ts), diffrax.SubSaveAt(t1=True)]),
+            stepsize_controller=controller,
+            event=event,
+            max_steps=steps,
+            throw=False,
+            adjoint=adjoint,
+        )
+        ys_ts, ys_final = sol.ys
+        stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
+        if stop is None:  # (converged, diverged)
+            mask = (jnp.asarray(False), sol.event_mask[0])
+        else:
+            mask = tuple(sol.event_mask)
+        return _Phase(
+            ys_ts,
+            jax.tree.map(lambda x: x[0], ys_final),
+            sol.ts[1][0],
+            RESULTS.promote(sol.result),
+            *mask,
+            stats,
+        )
+
+    if isinstance(choice, Fallback):
+        budget = min(choice.budget, max(1, max_steps // 2))
+        phase = run(choice.first, 0.0, y0, ts, budget)
+
+        def continue_with_then(first):
+            # Continue from where `first` ran out of steps; saves before that come from
+            # `first`. A gradient flow cannot diverge, so a divergence of `first` is a
+            # numerical failure: `then` restarts from the initial state.
+            restart = first.diverged & ~first.converged
+            t_start = jnp.where(restart, 0.0, first.t_final)
+            y_start = jax.tree.map(lambda a, b: jnp.where(restart, a, b), y0, first.y_final)
+            second = run(
+                choice.then, t_start, y_start, jnp.maximum(ts, t_start), max(1, max_steps - budget)
+            )
+            before = (ts <= t_start) & ~restart
+
+            def merge(a, b):
+                return jnp.where(before.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
+
+            stats = {k: first.stats[k] + second.stats[k] for k in first.stats}
+            stats["fallback_steps"] = second.stats["num_steps"]
+            ys_ts = jax.tree.map(merge, first.ys_ts, second.ys_ts)
+            return eqx.tree_at(lambda p: (p.ys_ts, p.stats), second, (ys_ts, stats))
+
+        def keep(first):
+            stats = dict(first.stats, fallback_steps=jnp.zeros_like(first.stats["num_steps"]))
+            return eqx.tree_at(lambda p: p.stats, first, stats)
+
+        out_of_steps = phase.result == RESULTS.max_steps_reached
+        switch = out_of_steps | (phase.diverged & ~phase.converged)
+        phase = jax.lax.cond(switch, continue_with_then, keep, phase)
     else:
-        converged, diverged = sol.event_mask
+        phase = run(choice, 0.0, y0, ts, max_steps)
+    ys_ts, final_y, t_final = phase.ys_ts, phase.y_final, phase.t_final
+    result, converged, diverged = phase.result, phase.converged, phase.diverged
     is_event = result == RESULTS.event_occurred
     result = RESULTS.where(is_event & converged, RESULTS.converged, result)
     result = RESULTS.where(is_event & diverged & ~converged, RESULTS.diverged, result)
@@ -251,8 +308,7 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
     if throw:
         bad = (result != RESULTS.converged) & (result != RESULTS.successful)
         final = result.error_if(final, bad)
-    stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-    stats["max_steps"] = jnp.asarray(max_steps)
+    stats = dict(phase.stats, max_steps=jnp.asarray(max_steps))
     return FlowSolution(
         ts=ts,
         models=models,
@@ -263,8 +319,21 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         result=result,
         stats=stats,
         solver=choice.name,
+        solver_reason=choice.reason,
         form=system.name,
     )
+
+
+class _Phase(eqx.Module):
+    """What one `diffeqsolve` of a flow returns."""
+
+    ys_ts: object
+    y_final: object
+    t_final: object
+    result: RESULTS
+    converged: object
+    diverged: object
+    stats: dict
 
 
 def _tree_norm(tree):

@@ -21,8 +21,12 @@ class FlowSolution(eqx.Module):
     - `t_final`: the time at which the run ended.
     - `residual`: the problem's relative excess loss at `final` (the accuracy achieved).
     - `result`: a `linflow.RESULTS` saying why the run ended.
-    - `stats`: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `max_steps`.
-    - `solver`: the name of the solver used (the automatic choice is recorded here).
+    - `stats`: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `max_steps`; with a
+      `linflow.Fallback` also `fallback_steps` (the steps taken by its second solver).
+    - `solver`: the name of the solver used (the automatic choice is recorded here), e.g.
+      `"Dopri8 then Kvaerno5"` for a `linflow.Fallback`.
+    - `solver_reason`: why that solver was chosen (`linflow.Auto`'s rule, or "given by the
+      user").
     - `form`: which state was integrated: `"full"` (the parameters) or a reduced exact form.
     """
 
@@ -35,6 +39,7 @@ class FlowSolution(eqx.Module):
     result: RESULTS
     stats: dict[str, Int[Array, ""]]
     solver: str = eqx.field(static=True, default="")
+    solver_reason: str = eqx.field(static=True, default="")
     form: str = eqx.field(static=True, default="full")
 
     @property

@@ -43,37 +43,88 @@ class SolverChoice(eqx.Module):
         return None  # diffrax picks the first step from the local error estimate.
 
 
+class Fallback(eqx.Module):
+    """Run `first` for at most `budget` steps; if the stop has not held by then, continue
+    from where it ended with `then`.
+
+    This is how `linflow.Auto` handles exact reduced forms: an explicit solver is cheap per
+    step and finishes most flows in a few hundred steps, but stalls where the flow is stiff
+    (small initialisation scales with few features per sample); an implicit solver finishes
+    those, at several times the cost per step. The budget bounds what a wrong first guess
+    costs.
+
+    **Arguments:**
+
+    - `first`: the `SolverChoice` tried first.
+    - `then`: the `SolverChoice` that continues if `first` used up its budget.
+    - `budget`: the number of steps `first` may take (at most half of the flow's `max_steps`
+      is used, so that `then` always gets the other half).
+    - `reason`: why this choice was made (filled in by `linflow.Auto`).
+
+    `FlowSolution.solver` reads `"<first> then <then>"`; `FlowSolution.stats["fallback_steps"]`
+    counts the steps taken by `then` (0 when `first` finished).
+    """
+
+    first: SolverChoice
+    then: SolverChoice
+    budget: int = eqx.field(static=True, default=10_000)
+    reason: str = eqx.field(static=True, default="given by the user")
+
+    def __check_init__(self):
+        if not (isinstance(self.first, SolverChoice) and isinstance(self.then, SolverChoice)):
+            raise TypeError("`Fallback(first, then)` takes two `linflow.SolverChoice`s.")
+        if not (isinstance(self.budget, int) and self.budget >= 1):
+            raise ValueError(f"`budget` must be a positive integer, got {self.budget!r}.")
+
+    @property
+    def name(self) -> str:
+        return f"{self.first.name} then {self.then.name}"
+
+
 class Auto(eqx.Module):
     """The default solver rule: choose by the integrated state's form and size.
 
-    Measured on a 2-core CPU in float64 (see `benchmarks/solvers.py` and the docs):
+    Measured on a 2-core CPU in float64 (`benchmarks/solver_matrix.py`, `benchmarks/solvers.py`
+    and the docs' *flow engine* page):
 
-    - on the exact reduced forms (diagonal and Hadamard nets; $N$ states) Kvaerno5 reaches the
-      steady state at every scale in at most a few thousand steps, where explicit methods stall
-      at small scales;
+    - exact reduced forms (diagonal and Hadamard nets; $N$ states): Dopri8 at rtol 1e-10
+      (pure relative error control) reaches the steady state in 30-400 steps whenever the
+      features outnumber the samples by much (e.g. $N = 50$: 362 steps at $d = 10^4$,
+      $\\alpha = 10^{-4}$, where Kvaerno5 needs 1,880 steps at 6x the cost each) and at every
+      scale $\\alpha \\ge 0.1$; with few features per sample and a small scale the dual flow is
+      stiff (about 20% of explicit steps rejected at any tolerance) and only an implicit solver
+      finishes. So: `Fallback(Dopri8, Kvaerno5, budget=explicit_budget)`;
     - the full parameter flow at large initialisation scale is stiff, and only implicit
       solvers finish; implicit solvers factor a dense Jacobian of size (state)^2, so above
       `implicit_max_size` parameters an explicit high-order solver is used instead.
     """
 
     implicit_max_size: int = 256
+    reduced_implicit_max_size: int = 1024
+    explicit_budget: int = 10_000
 
-    def choose(self, system, problem) -> SolverChoice:
+    def choose(self, system, problem) -> "SolverChoice | Fallback":
         del problem
         if hasattr(system, "solver_choice"):
             return system.solver_choice()  # forms that know their own best solver (lifted)
         size = system.state_size()
-        if size <= self.implicit_max_size:
-            if system.name != "full":
-                # Measured: on the reduced form Kvaerno5 at 1e-9/1e-11 reaches a 1e-10 stop at
-                # every alpha in 1e-3..10 and depth 2-3; explicit methods stall or need >3e4
-                # steps at small alpha.
+        if system.name != "full":
+            # Pure relative error control: the dual state's scale shrinks like alpha^-D, and
+            # an absolute floor stalls the explicit solver above the stop at large alpha.
+            explicit = dict(solver=diffrax.Dopri8(), rtol=1e-10, atol=1e-30)
+            if size > self.reduced_implicit_max_size:
                 return SolverChoice(
-                    diffrax.Kvaerno5(),
-                    rtol=1e-9,
-                    atol=1e-11,
-                    reason=f"exact reduced form with {size} states: implicit",
+                    **explicit,
+                    reason=f"exact reduced form with {size} > "
+                    f"{self.reduced_implicit_max_size} states: explicit",
                 )
+            return Fallback(
+                SolverChoice(**explicit),
+                SolverChoice(diffrax.Kvaerno5(), rtol=1e-9, atol=1e-11),
+                budget=self.explicit_budget,
+                reason=f"exact reduced form with {size} states: explicit, implicit if stiff",
+            )
+        if size <= self.implicit_max_size:
             return SolverChoice(
                 diffrax.Kvaerno5(),
                 rtol=1e-10,

@@ -244,7 +244,7 @@ def test_explicit_solver_choice_is_recorded(getkey):
     assert sol.solver == "Dopri8"
     assert sol.result == lf.RESULTS.converged
     auto = lf.flow(model, prob)
-    assert auto.form == "reduced" and auto.solver == "Kvaerno5"
+    assert auto.form == "reduced" and auto.solver == "Dopri8 then Kvaerno5"
 
 
 def test_flow_under_jit_and_grad(getkey):
