@@ -65,6 +65,45 @@ def _exp_difference(a, b, x):
     return jnp.where(both, shifted, a * jnp.exp(x) - b * jnp.exp(-x))
 
 
+def _power_difference(model: DiagonalNet, s):
+    r"""$\beta = w_+^D - w_-^D$ on the depth-$D \ge 3$ path at dual point $s$, without the
+    cancellation.
+
+    With $u = a - c\sigma_+^D s$, $v = b + c\sigma_-^D s$ ($a, b = |w_\pm(0)|^{2-D}$,
+    $c = D(D-2)$, $p = D/(D-2)$), $w_\pm^D = \sigma_\pm^D u^{-p}, \sigma_\pm^D v^{-p}$. Where
+    $\sigma_+^D = \sigma_-^D$ the difference is formed as
+    $\sigma^D (v - u)\,u^{-1}v^{-1}\sum_{k<p} u^{-k}v^{-(p-1-k)}$ when $p$ is an integer
+    ($D = 3, 4$) and $\sigma^D v^{-p}\operatorname{expm1}(-p\operatorname{log1p}((u - v)/v))$
+    otherwise, with
+    $u - v = (a - b) - c(\sigma_+^D + \sigma_-^D)s$ formed without cancellation: at a large
+    balanced initialisation ($a = b$) $\beta$ keeps full relative accuracy where the plain
+    difference of two numbers of size $\alpha^D$ does not."""
+    D = model.depth
+    c = D * (D - 2)
+    # p = D / (D - 2) is an integer for D = 3, 4: integer powers and a polynomial identity
+    # are several times cheaper than pow / expm1 / log1p.
+    p = D // (D - 2) if D % (D - 2) == 0 else D / (D - 2)
+    wp0, wm0 = model.w_plus, model.w_minus
+    sp, sm = jnp.sign(wp0) ** D, jnp.sign(wm0) ** D
+    a = jnp.abs(jnp.where(wp0 == 0, 1.0, wp0)) ** (2 - D)
+    b = jnp.abs(jnp.where(wm0 == 0, 1.0, wm0)) ** (2 - D)
+    u, v = a - c * sp * s, b + c * sm * s
+    same = (wp0 != 0) & (wm0 != 0) & (sp == sm)
+    u_minus_v = (a - b) - c * (sp + sm) * s  # exact where a = b: no cancellation
+    if isinstance(p, int):
+        iu, iv = 1 / u, 1 / v
+        plain = jnp.where(wp0 == 0, 0.0, sp * iu**p) - jnp.where(wm0 == 0, 0.0, sm * iv**p)
+        # u^-p - v^-p = (v - u) (u^-1 v^-1) sum_k u^-k v^-(p-1-k)
+        series = sum(iu**k * iv ** (p - 1 - k) for k in range(p))
+        shifted = sp * (-u_minus_v) * iu * iv * series
+        return jnp.where(same, shifted, plain)
+    plain = jnp.where(wp0 == 0, 0.0, sp * u**-p) - jnp.where(wm0 == 0, 0.0, sm * v**-p)
+    v_safe = jnp.where(same, v, 1.0)
+    ratio = jnp.where(same, u_minus_v / v_safe, 0.0)
+    shifted = sp * v_safe**-p * jnp.expm1(-p * jnp.log1p(ratio))
+    return jnp.where(same, shifted, plain)
+
+
 class DualFlowSystem(AbstractFlowSystem):
     r"""The reduced flow $\dot\nu = -\nabla_z\ell(X\beta(X^\top\nu))$, $\nu \in \mathbb R^N$."""
 
@@ -87,11 +126,13 @@ class DualFlowSystem(AbstractFlowSystem):
         if isinstance(self.model, DiagonalNet) and self.model.depth == 2:
             # w_pm = w_pm(0) e^{pm 2s}: beta = a e^{4s} - b e^{-4s}, a, b = w_pm(0)^2.
             return _exp_difference(self.model.w_plus**2, self.model.w_minus**2, 4 * s)
+        if isinstance(self.model, DiagonalNet):
+            return _power_difference(self.model, s)
         if isinstance(self.model, HadamardNet):
             # u pm v = (u0 pm v0) e^{pm s}: beta = uv = (p e^{2s} - m e^{-2s}) / 4.
             u0, v0 = self.model.u, self.model.v
             return 0.25 * _exp_difference((u0 + v0) ** 2, (u0 - v0) ** 2, 2 * s)
-        return self.to_model(y).predictor()
+        return self.to_model(y).predictor()  # pragma: no cover
 
     def vector_field(self, t, y, problem):
         beta = self.predictor(y)

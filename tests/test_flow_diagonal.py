@@ -108,6 +108,35 @@ def test_large_scale_flow_stops_at_the_rounding_floor_of_the_predictor(getkey, a
     assert bound / float(jnp.linalg.norm(beta_q)) < 1e-4  # the check is not vacuous
 
 
+@pytest.mark.parametrize("depth", [3, 4])
+def test_reduced_predictor_keeps_full_accuracy_at_a_large_balanced_scale(depth):
+    # On the depth-D path w_pm^D = (a -+ c s)^-p (a = alpha^(2-D), c = D(D-2), p = D/(D-2),
+    # an integer for D = 3, 4), so beta is a rational function of (a, s): the exact value comes
+    # from Python fractions. At alpha = 1e3 with beta ~ 1, w_pm^D ~ 1e9 and the plain
+    # difference w_+^D - w_-^D loses 9 digits; the reduced form's predictor must not.
+    from fractions import Fraction
+
+    from linflow._reduced import DualFlowSystem
+
+    alpha, d = 1e3, 9
+    model = lf.DiagonalNet.unbiased(d, alpha, depth)
+    a = float(model.w_plus[0] ** (2 - depth))
+    c, p = depth * (depth - 2), depth // (depth - 2)
+    s = np.linspace(-1.0, 1.0, d) * 1e-9 * a / c
+    exact = np.array(
+        [
+            float((Fraction(a) - c * Fraction(x)) ** -p - (Fraction(a) + c * Fraction(x)) ** -p)
+            for x in s
+        ]
+    )
+    system = DualFlowSystem(model, jnp.eye(d))  # X = I: the dual point s is nu itself
+    got = np.asarray(system.predictor(jnp.asarray(s)))
+    plain = np.asarray(system.to_model(jnp.asarray(s)).predictor())
+    scale = np.linalg.norm(exact)
+    assert np.linalg.norm(got - exact) / scale <= 1e-14
+    assert np.linalg.norm(plain - exact) / scale > 1e-10  # the check is not vacuous
+
+
 @pytest.mark.parametrize("depth", [2, 3])
 def test_conserved_quantities_along_the_flow(getkey, depth):
     prob = _problem(getkey())
@@ -129,6 +158,9 @@ def test_conserved_quantities_along_the_flow(getkey, depth):
         lambda k: lf.DiagonalNet(jr.normal(k, (25,)), jr.normal(jr.fold_in(k, 1), (25,)), 2),
         lambda k: lf.DiagonalNet(
             0.2 + jr.uniform(k, (25,)), 0.2 + jr.uniform(jr.fold_in(k, 1), (25,)), 3
+        ),
+        lambda k: lf.DiagonalNet(
+            0.5 * jr.normal(k, (25,)), 0.5 * jr.normal(jr.fold_in(k, 1), (25,)), 3
         ),
         lambda k: lf.HadamardNet(jr.normal(k, (25,)), jr.normal(jr.fold_in(k, 1), (25,))),
     ],
