@@ -274,7 +274,7 @@ class LiftedSymmetric(AbstractModel):
 
 def _lifted_solver_choice(y0):
     # Measured (benchmarks/lifted_width.py): Dopri8 reaches the 1e-10 stop in <100 steps on
-    # Min et al.'s setting at every width. Kvaerno5 (Auto's choice for small reduced states)
+    # Min et al.'s setting at every width. Kvaerno5 (Auto's fallback for stiff reduced states)
     # factors a dense Jacobian of the q^2 states: 260 s against 0.01 s for Dopri8 at D = 100
     # (q^2 = 676). atol follows the state's scale so small initialisations keep their digits.
     from ._solver import SolverChoice
