@@ -21,6 +21,7 @@ import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
 from _common import parse, write
+from matplotlib.colors import LogNorm
 
 import linflow as lf
 
@@ -101,9 +102,11 @@ def main():
     # range, per width.
     a2k = alphas[:, None] ** 2 * np.asarray(widths)[None, :]
     fig, ax = plt.subplots(1, 2, figsize=(12, 4.5))
-    for axis, val, title in [
-        (ax[0], excess, r"$\|M\|_* - \|Y^*\|_*$"),
-        (ax[1], rms, "RMS change of unobserved entries"),
+    positive = bool(np.all(excess[np.isfinite(excess)] > 0))
+    for axis, val, title, norm in [
+        # The excess spans 0.03..120 over the grid: a log colour scale shows the transition.
+        (ax[0], excess, r"$\|M\|_* - \|Y^*\|_*$", LogNorm() if positive else None),
+        (ax[1], rms, "RMS change of unobserved entries", None),
     ]:
         im = axis.pcolormesh(
             np.arange(len(widths) + 1),
@@ -112,6 +115,7 @@ def main():
             - np.diff(np.log10(alphas))[0] / 2,
             val,
             shading="flat",
+            norm=norm,
         )
         fig.colorbar(im, ax=axis)
         kk = np.arange(len(widths)) + 0.5

@@ -37,11 +37,19 @@ def main():
     d, r = (100, 5) if args.quick else (1000, 5)
     Ns = [60] if args.quick else [20, 30, 40, 50, 60, 70, 80, 100, 120, 150]
     depths = [2, 3] if args.quick else [2, 3, 4]
-    scales = np.logspace(-5, 0, 6 if args.quick else 22)  # alpha^D, the scale of beta(0)
+    # alpha^D, the scale of beta(0), 3 points per decade. Depth 2 goes down to 1e-12: its error
+    # reaches the target only below alpha^2 = 1e-5 for N near the min-l1 threshold. Depths 3-4
+    # reach it above 1e-5, and below that their plateaus outlast the default max_steps
+    # (alpha^3 = 1e-12: not converged in 1e5 steps).
+    per_decade = 1 if args.quick else 3
+    scales = {
+        D: np.logspace(-12 if D == 2 else -5, 0, (12 if D == 2 else 5) * per_decade + 1)
+        for D in depths
+    }
     t0 = time.perf_counter()
-    err = {D: np.full((len(Ns), len(scales)), np.nan) for D in depths}
-    l1gap = np.full((len(Ns), len(scales)), np.nan)
-    l2gap = np.full((len(Ns), len(scales)), np.nan)
+    err = {D: np.full((len(Ns), len(scales[D])), np.nan) for D in depths}
+    l1gap = np.full((len(Ns), len(scales[2])), np.nan)
+    l2gap = np.full((len(Ns), len(scales[2])), np.nan)
     err_l1, err_l2, steps = [], [], {}
     for i, N in enumerate(Ns):
         prob, beta_star = lf.sparse_regression(jr.PRNGKey(i), N, d, r, noise=0.1)
@@ -51,7 +59,7 @@ def main():
         err_l1.append(float(np.sum((b1 - bs) ** 2)))
         err_l2.append(float(np.sum((b2 - bs) ** 2)))
         for D in depths:
-            for j, s in enumerate(scales):
+            for j, s in enumerate(scales[D]):
                 alpha = s ** (1.0 / D)
                 sol = lf.flow(lf.DiagonalNet.unbiased(d, alpha, D), prob, throw=False)
                 steps[(N, D, j)] = int(sol.stats["num_steps"])
@@ -66,21 +74,22 @@ def main():
     largest = {}
     for D in depths:
         ok = err[D] <= TARGET
-        largest[D] = [float(scales[np.where(row)[0].max()]) if row.any() else None for row in ok]
+        largest[D] = [float(scales[D][np.where(row)[0].max()]) if row.any() else None for row in ok]
         print(f"D={D}: largest alpha^D with error <= {TARGET}:", largest[D])
     n_l1 = next((N for N, e in zip(Ns, err_l1) if e <= TARGET), None)
     wall = time.perf_counter() - t0
     print(f"min-l1 reaches {TARGET} at N = {n_l1}; total wall time {wall:.1f} s")
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
     for i, N in enumerate(Ns):
-        ax[0].loglog(scales**0.5, err[2][i], "o-", label=f"N={N}")
+        ax[0].loglog(scales[2] ** 0.5, err[2][i], "o-", label=f"N={N}")
     ax[0].set_xlabel(r"$\alpha$ (D=2)")
     ax[0].set_ylabel("population error")
     ax[0].set_title("Fig. 1(a)")
     ax[0].legend()
     i_mid = len(Ns) // 2
-    ax[1].semilogx(scales**0.5, l1gap[i_mid], "b-", label=r"$\|\beta\|_1-\|\beta_{\ell_1}\|_1$")
-    ax[1].semilogx(scales**0.5, l2gap[i_mid], "r-", label=r"$\|\beta\|_2-\|\beta_{\ell_2}\|_2$")
+    a2 = scales[2] ** 0.5
+    ax[1].semilogx(a2, l1gap[i_mid], "b-", label=r"$\|\beta\|_1-\|\beta_{\ell_1}\|_1$")
+    ax[1].semilogx(a2, l2gap[i_mid], "r-", label=r"$\|\beta\|_2-\|\beta_{\ell_2}\|_2$")
     ax[1].set_title(f"Fig. 1(b), N={Ns[i_mid]}")
     ax[1].legend()
     for D in depths:
@@ -99,7 +108,7 @@ def main():
             "sparsity": r,
             "noise_std": 0.1,
             "Ns": Ns,
-            "scales_alpha_pow_D": scales.tolist(),
+            "scales_alpha_pow_D": {str(D): scales[D].tolist() for D in depths},
             "population_error": {str(D): err[D].tolist() for D in depths},
             "l1_gap_D2": l1gap.tolist(),
             "l2_gap_D2": l2gap.tolist(),

@@ -40,7 +40,7 @@ class SolverChoice(eqx.Module):
 
     def dt0(self, problem):
         del problem
-        return None  # diffrax picks the first step from the local error estimate.
+        return None  # the flow applies diffrax's first-step rule (PID controllers)
 
 
 class Fallback(eqx.Module):
