@@ -63,10 +63,13 @@ class Regression(AbstractProblem):
 
         Equals $\sqrt{(L-L^\star)/(L(0)-L^\star)}$ exactly, computed without the cancellation
         of subtracting $L^\star$ (so it reaches $10^{-14}$ on noisy, non-interpolating data)."""
-        Q = self.range_basis
-        num = jnp.sqrt(jnp.sum((Q.T @ self.residual(predictor)) ** 2))
-        den = jnp.sqrt(jnp.sum((Q.T @ self.Y) ** 2))
-        return num / jnp.where(den > 0, den, 1.0)
+        num = jnp.sqrt(jnp.sum((self.range_basis.T @ self.residual(predictor)) ** 2))
+        return num / self._projected_target_norm()
+
+    def _projected_target_norm(self):
+        """$\|PY\|$ (1 where it is 0), the scale of the relative excess."""
+        den = jnp.sqrt(jnp.sum((self.range_basis.T @ self.Y) ** 2))
+        return jnp.where(den > 0, den, 1.0)
 
     def excess_floor(self, magnitude):
         r"""$8u\,\big(\sum_{ij}\|X_{:,i}\|^2 m_{ij}^2\big)^{1/2} / \|PY\|$: the size of
@@ -78,8 +81,7 @@ class Regression(AbstractProblem):
         eps = jnp.finfo(self.X.dtype).eps
         colsq = jnp.sum(self.X**2, axis=0)
         m2 = magnitude**2 if magnitude.ndim == 1 else jnp.sum(magnitude**2, axis=1)
-        den = jnp.sqrt(jnp.sum((self.range_basis.T @ self.Y) ** 2))
-        return 8 * eps * jnp.sqrt(jnp.sum(colsq * m2)) / jnp.where(den > 0, den, 1.0)
+        return 8 * eps * jnp.sqrt(jnp.sum(colsq * m2)) / self._projected_target_norm()
 
     def time_scale(self):
         r"""$1/\|X\|_F^2$, a lower bound on the fastest time scale of $\dot\beta = -X^\top r$."""
