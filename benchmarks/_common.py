@@ -59,6 +59,8 @@ def timed(fn, *args, repeat: int = 1):
         out = jax.block_until_ready(fn(*args))
         best = min(best, time.perf_counter() - t)
     return out, best
+
+
 def parse_with_options(description, extra=None):
     """Like `parse`, with extra arguments added by `extra(parser)`; returns (args, out dir)."""
     p = argparse.ArgumentParser(description=description)

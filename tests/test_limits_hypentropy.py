@@ -294,6 +294,40 @@ def test_conjugate_gradient_steps_reach_the_same_minimiser(depth, alpha):
     np.testing.assert_allclose(b_cg, b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
 
 
+@pytest.mark.parametrize("alpha", [1e-8, 1e-5])
+def test_depth3_small_alpha_lands_on_exactly_recovered_sparse_vector(alpha):
+    # 80 x 200, 16-sparse plant: basis pursuit recovers it exactly (checked with the LP), and the
+    # depth-3 minimiser is within O(alpha^3) of min-l1 (Woodworth et al. Thm 3), i.e. the plant
+    # to rounding. On the way the Jacobi-scaled Newton Hessian has a condition number beyond
+    # 1/u (curvatures from alpha^3 off the support to 1e10 on it).
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((80, 200)) / np.sqrt(80)
+    plant = np.zeros(200)
+    plant[rng.choice(200, 16, replace=False)] = rng.standard_normal(16)
+    y = X @ plant
+    np.testing.assert_allclose(min_l1(X, y), plant, rtol=0, atol=1e-7)
+    beta, info = hypentropy_minimiser(X, y, alpha, depth=3, return_info=True)
+    assert bool(info["ok"])
+    assert np.linalg.norm(np.asarray(beta) - plant) <= 1e-12 * np.linalg.norm(plant)
+
+
+@pytest.mark.parametrize("depth", [4, 5])
+def test_conjugate_gradient_steps_with_dense_targets_and_few_features(depth):
+    # Dense targets with d ~ 2.3 N (N = 300, so "auto" takes CG steps): the min-l1 support has
+    # N coordinates, far more than the N/4 columns the CG preconditioner keeps exactly, and CG
+    # stalls at its step cap near the boundary of the dual domain; Newton then switches to
+    # exact steps. Truth: the residual and the Cholesky answer.
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 700)) / np.sqrt(300)
+    y = rng.standard_normal(300)
+    b_cg, info = hypentropy_minimiser(X, y, 1e-3, depth=depth, return_info=True)
+    b_cg = np.asarray(b_cg)
+    assert bool(info["ok"]) and int(info["cg_steps"]) > 0
+    assert np.linalg.norm(X @ b_cg - y) <= 1e-12 * np.linalg.norm(y)
+    b_chol = np.asarray(hypentropy_minimiser(X, y, 1e-3, depth=depth, newton_solve="cholesky"))
+    np.testing.assert_allclose(b_cg, b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
+
+
 def test_unknown_newton_solve_is_rejected():
     X, y = _data(14)
     with pytest.raises(ValueError, match="newton_solve"):

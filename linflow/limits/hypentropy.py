@@ -25,7 +25,15 @@ $w_{0,i}^{2-D} h_D^{-1}(\beta_i/c_i^D)$ for $D\ge3$: both equal $s_i$ above.)
 $F(\nu) = \sum_i \psi_i((X^\top\nu)_i) - y^\top\nu$ with $\psi_i = \varphi_i^*$
 ($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton method (Armijo backtracking on $F$,
 or on $\|\nabla F\|$ once $F$ is flat to rounding), continued in $\alpha$ from the kernel regime
-down to the requested $\alpha$ (at most 16 stages, so it is `jit`/`vmap`-able). Each Newton
+down to the requested $\alpha$ (one stage per factor 100 of $\alpha$, at most 16 stages, so it
+is `jit`/`vmap`-able). Each stage starts from the best (lowest $F$) of three points: the last
+stage's $\nu$ and two extrapolations from the last two stages. On the support $S$ of $\beta$
+at small $\alpha$, $X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$
+is affine in $\log\alpha$ for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$
+geometric in $\log\alpha$ for $D \ge 3$; with these starts most small-$\alpha$ stages take
+0-2 Newton steps. Intermediate stages stop at $\|X\beta - y\| \le 10^{-3}\|y\|$. For
+$D \ge 3$ each line search starts at 90% of the step to the domain boundary $|z| = 1$ (a full
+Newton step towards it overshoots by orders of magnitude at small $\alpha$). Each Newton
 step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
 problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`) preconditioned
 with the columns of largest curvature kept exactly and the rest replaced by their mean
@@ -62,8 +70,13 @@ from .._checks import as_float_array, check_finite, check_positive, is_concrete
 
 
 _NUM_STAGES = 16
+_FLOOR_CHECK = 1e-3
+_TO_BOUNDARY = 0.9
+_STAGE_SHRINK = 1e4
+_STAGE_TOL = 1e-3
 _MAX_NEWTON = 60
 _MAX_BACKTRACK = 60
+_MAX_IDLE = 6
 _SUPPORT_GAP = 1e-4
 _MAX_CG = 200
 
@@ -302,8 +315,9 @@ def hypentropy_minimiser(
 
     Solved on the dual: $\beta = \beta(X^\top\nu)$ (the flow's closed-form path) with $\nu$
     minimising $F(\nu) = \sum_i\psi_i((X^\top\nu)_i) - y^\top\nu$ by damped Newton in log space,
-    continued in $\alpha$ from the kernel regime (one stage per factor 10 of $\alpha$, at most
-    16 stages of at most 60 Newton steps; each step one $N\times N$ Cholesky solve of
+    continued in $\alpha$ from the kernel regime (one stage per factor 100 of $\alpha$, each
+    started from an extrapolation of the previous two, at most 16 stages of at most 60 Newton
+    steps; each step one $N\times N$ Cholesky solve of
     $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients,
     $O(Nd)$ per iteration: see `newton_solve`).
     `jit`- and `vmap`-able (e.g. over `alpha`; pass `throw=False` under `vmap`).
@@ -368,11 +382,18 @@ def _direction_cholesky(X, curv, g):
     hess = (X * curv[None, :]) @ X.T
     dscale = jnp.sqrt(jnp.diagonal(hess))
     dscale = jnp.where(dscale > 0, dscale, 1.0)
-    scaled = hess / dscale[:, None] / dscale[None, :]
-    # Cholesky of the Jacobi-scaled Hessian (jax.scipy: lineax's wrapper added ~3 s of
-    # compile time per depth here for the same factorisation).
+    n = hess.shape[0]
+    # Cholesky of the Jacobi-scaled Hessian (unit diagonal) with a ridge of N u: at small alpha
+    # and depth >= 3 its condition number can exceed 1/u and the plain factor is not finite
+    # (jax.scipy: lineax's wrapper added ~3 s of compile time per depth here for the same
+    # factorisation). The ridge only damps directions that rounding cannot resolve anyway.
+    ridge = n * jnp.finfo(hess.dtype).eps
+    scaled = hess / dscale[:, None] / dscale[None, :] + ridge * jnp.eye(n, dtype=hess.dtype)
     chol = jax.scipy.linalg.cho_factor(scaled)
-    return jax.scipy.linalg.cho_solve(chol, -g / dscale) / dscale, jnp.array(0)
+    step = jax.scipy.linalg.cho_solve(chol, -g / dscale) / dscale
+    # Last resort: the Jacobi-scaled gradient step (a descent direction).
+    step = jnp.where(jnp.all(jnp.isfinite(step)), step, -g / dscale**2)
+    return step, jnp.array(0)
 
 
 def _direction_cg(X, colsq, curv, g, ynorm, rank):
@@ -411,7 +432,7 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank):
         rtol=forcing, atol=forcing * jnp.max(jnp.abs(g)), norm=lxi.max_norm, max_steps=_MAX_CG
     )
     sol = lx.linear_solve(hess, -g, solver, options={"preconditioner": precond}, throw=False)
-    return sol.value, sol.stats["num_steps"]
+    return sol.value, sol.stats["num_steps"], sol.result == lx.RESULTS.successful
 
 
 def _precond_rank(newton_solve, n, d):
@@ -425,16 +446,19 @@ def _precond_rank(newton_solve, n, d):
     return int(min(d, max(16, n // 4)))
 
 
-def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None):
-    """Damped Newton on $F(\\nu)$ from `nu0`; returns the final nu and the step count.
+def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
+    """Damped Newton on $F(\\nu)$ from `nu0`.
 
     `precond_rank=None`: exact Newton steps by Cholesky; an integer: inexact steps by
     preconditioned CG (`_direction_cg`).
 
     Stops when $\\|X\\beta - y\\|$ reaches its rounding floor: $10^{-14}$ relative to
     $\\|y\\| + \\||X||\\beta|\\|$, or the error that rounding of $z = X^\\top\\nu$ causes in
-    $\\beta$ ($\\||X|(\\psi''\\odot|X|^\\top|\\nu|)\\|\\,u$), whichever is larger; or when no step
-    decreases $F$ or $\\|\\nabla F\\|$.
+    $\\beta$ ($\\||X|(\\psi''\\odot|X|^\\top|\\nu|)\\|\\,u$), whichever is larger (computed only
+    once $\\|X\\beta - y\\| \\le 10^{-3}\\|y\\|$), or `tol` relative to $\\|y\\|$ (the loose stop of
+    intermediate stages); or when no step decreases $F$ or $\\|\\nabla F\\|$, or neither has
+    improved for `_MAX_IDLE` steps (rounding stagnation). Returns the final nu,
+    the Newton and CG step counts, and whether it stopped (converged or stalled).
     """
     eps = jnp.finfo(X.dtype).eps
     ynorm = jnp.linalg.norm(y)
@@ -450,29 +474,62 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None):
         F = jnp.where(ok, jnp.sum(psi) - y @ nu, jnp.inf)
         if D > 2:
             # A gap 1 - |z_i| at 1e-12 means c^D < 1e-20 |beta_i|: beta_S is then recovered by
-            # the support solution, and more Newton steps cannot resolve z any further.
+            # the support solution, and more Newton steps cannot resolve z any further (the
+            # stagnation test below then stops after 2 idle steps instead of _MAX_IDLE).
             gap = 1 - jnp.max(w0 ** (D - 2) * jnp.abs(s))
             resolved = ok & (gap <= 1e-12)
         else:
             resolved = jnp.array(False)
         return F, g, curv, beta, resolved
 
-    def finished(nu, g, curv, beta, resolved):
-        # The rounding floor, evaluated once per accepted step (not in the line search).
-        floor = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
-        floor = floor + 4 * eps * jnp.linalg.norm(absX @ (curv * (jnp.abs(nu) @ absX)))
-        return (jnp.isfinite(g).all() & (jnp.linalg.norm(g) <= floor)) | resolved
+    def finished(nu, g, curv, beta):
+        gnorm = jnp.linalg.norm(g)
+
+        def rounding_floor():
+            # Three passes over |X|: only evaluated once the residual is small.
+            floor = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
+            return floor + 4 * eps * jnp.linalg.norm(absX @ (curv * (jnp.abs(nu) @ absX)))
+
+        floor = jax.lax.cond(
+            gnorm <= _FLOOR_CHECK * ynorm, rounding_floor, lambda: jnp.zeros_like(gnorm)
+        )
+        floor = jnp.maximum(floor, tol * ynorm)
+        return jnp.isfinite(g).all() & (gnorm <= floor)
 
     def cond(carry):
-        nu, F, g, curv, done, k, stalled, _ = carry
+        nu, F, g, curv, done, k, stalled, *_ = carry
         return (k < max_iter) & ~stalled & ~done
 
     def body(carry):
-        nu, F, g, curv, done, k, _, num_cg = carry
+        nu, F, g, curv, done, k, _, num_cg, exact, best, idle = carry
         if precond_rank is None:
             step, cg_steps = _direction_cholesky(X, curv, g)
         else:
-            step, cg_steps = _direction_cg(X, colsq, curv, g, ynorm, precond_rank)
+            # Where the preconditioner fails (CG at its step cap: e.g. d ~ 2N, a dense target and
+            # depth >= 3 near the boundary), inexact steps stall Newton: from the first failure
+            # on, this stage takes exact (Cholesky) steps, unless the Cholesky factor of a
+            # numerically singular Hessian is not finite; then the CG step is used.
+            def attempt(use_cholesky):
+                def cholesky():
+                    step = _direction_cholesky(X, curv, g)[0]
+                    return step, jnp.zeros_like(num_cg), jnp.all(jnp.isfinite(step))
+
+                def cg():
+                    step, n, ok = _direction_cg(X, colsq, curv, g, ynorm, precond_rank)
+                    return step, n.astype(num_cg.dtype), ok & jnp.all(jnp.isfinite(step))
+
+                return jax.lax.cond(use_cholesky, cholesky, cg)
+
+            step1, n1, ok1 = attempt(exact)
+            step2, n2, ok2 = jax.lax.cond(
+                ok1, lambda: (step1, jnp.zeros_like(num_cg), ok1), lambda: attempt(~exact)
+            )
+            # The step of the method that succeeded; a CG step that missed its tolerance is
+            # still a descent direction (CG iterates from 0), so it is the last resort.
+            used_cholesky = jnp.where(ok1, exact, ok2 & ~exact)
+            step = jnp.where(ok1, step1, jnp.where(ok2 | exact, step2, step1))
+            cg_steps = n1 + n2
+            exact = used_cholesky
         slope = g @ step
         gnorm = jnp.linalg.norm(g)
 
@@ -489,11 +546,28 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None):
             nut = nu + t * step
             return (t, nut, *evaluate(nut), j + 1)
 
-        nu1 = nu + step
+        if D > 2:
+            # Fraction to the boundary |z| = 1 of the dual domain: a full Newton step towards a
+            # support coordinate overshoots the boundary by orders of magnitude at small alpha,
+            # and halving back from t = 1 would cost one evaluation per factor 2.
+            zz = w0[None, :] ** (D - 2) * (jnp.stack([nu, step]) @ X)
+            z, dz = zz[0], zz[1]
+            room = jnp.where(dz > 0, 1 - z, 1 + z)
+            t_max = jnp.min(jnp.where(dz != 0, room / jnp.abs(dz), jnp.inf))
+            t0 = jnp.minimum(1.0, _TO_BOUNDARY * t_max).astype(nu.dtype)
+        else:
+            t0 = jnp.array(1.0, nu.dtype)
+        nu1 = nu + t0 * step
         t, nut, Ft, gt, ct, bt, rt, j = jax.lax.while_loop(
-            ls_cond, ls_body, (jnp.array(1.0, nu.dtype), nu1, *evaluate(nu1), 0)
+            ls_cond, ls_body, (t0, nu1, *evaluate(nu1), 0)
         )
         failed = (j >= _MAX_BACKTRACK) | ~jnp.all(jnp.isfinite(step))
+        # Rounding stagnation: neither F nor the best |grad F| improves for _MAX_IDLE steps (at
+        # small alpha and depth >= 3, 1 - |z| on the support can fall below the resolution of
+        # z = X^T nu before the rounding floor above is reached).
+        gt_norm = jnp.linalg.norm(gt)
+        progress = (gt_norm <= 0.5 * best) | (F - Ft > 1e-13 * (1 + jnp.abs(F)))
+        idle = jnp.where(progress, 0, idle + 1)
         keep = lambda new, old: jnp.where(failed, old, new)
         # The accepted point is carried as evaluated (re-computing X^T nu could round across
         # the domain boundary |z| = 1).
@@ -502,18 +576,21 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None):
             keep(Ft, F),
             keep(gt, g),
             keep(ct, curv),
-            keep(finished(nut, gt, ct, bt, rt), done),
+            keep(finished(nut, gt, ct, bt), done),
             k + 1,
-            failed,
+            failed | (idle >= jnp.where(rt, 2, _MAX_IDLE)),
             num_cg + cg_steps,
+            exact,
+            jnp.minimum(best, keep(gt_norm, best)),
+            idle,
         )
 
-    F0, g0, c0, b0, r0 = evaluate(nu0)
-    d0 = finished(nu0, g0, c0, b0, r0)
-    nu, F, g, curv, done, k, _, num_cg = jax.lax.while_loop(
-        cond, body, (nu0, F0, g0, c0, d0, jnp.array(0), jnp.array(False), jnp.array(0))
-    )
-    return nu, k, num_cg
+    F0, g0, c0, b0, _ = evaluate(nu0)
+    d0 = finished(nu0, g0, c0, b0)
+    zero, false = jnp.array(0), jnp.array(False)
+    carry = (nu0, F0, g0, c0, d0, zero, false, zero, false, jnp.linalg.norm(g0), zero)
+    nu, F, g, curv, done, k, stalled, num_cg, *_ = jax.lax.while_loop(cond, body, carry)
+    return nu, k, num_cg, done | stalled
 
 
 @eqx.filter_jit
@@ -529,21 +606,47 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     alpha_start = 10.0 * (b_scale / jnp.min(w0) ** D) ** (1.0 / D)
     log_a = jnp.log(alpha)
     log_a0 = jnp.maximum(log_a, jnp.log(alpha_start))
-    # Stages shrink alpha by a factor 10 (more if 16 stages would not reach alpha), and stop at
-    # alpha: the remaining stages are already converged and cost no Newton step.
-    log_step = jnp.maximum(jnp.log(10.0), (log_a0 - log_a) / _NUM_STAGES)
-    k = jnp.arange(1, _NUM_STAGES + 1, dtype=dtype)
-    log_alphas = jnp.maximum(log_a0 - k * log_step, log_a)
+    # Stages shrink alpha^D by a factor _STAGE_SHRINK (alpha by 100 at depth 2; more if
+    # _NUM_STAGES stages would not reach alpha), and stop once a stage at alpha has converged.
+    log_step = jnp.maximum(jnp.log(_STAGE_SHRINK) / D, (log_a0 - log_a) / _NUM_STAGES)
+    log_w0 = jnp.log(w0)
 
-    def stage(carry, la):
-        nu, steps, cg = carry
-        nu, k, c = _newton(X, absX, y, la + jnp.log(w0), w0, D, nu, _MAX_NEWTON, precond_rank)
-        return (nu, steps + k, cg + c), None
+    def value(nu, logc):
+        beta, psi, _ = _dual_terms(nu @ X, logc, w0, D)
+        ok = jnp.all(jnp.isfinite(beta))
+        return jnp.where(ok, jnp.sum(psi) - y @ nu, jnp.inf)
+
+    def stage_cond(carry):
+        *_, la_cur, _, _, settled, i = carry
+        return (i < _NUM_STAGES) & ~((la_cur <= log_a) & settled)
+
+    def stage(carry):
+        nu_prev, la_prev, nu, la_cur, steps, cg, _, i = carry
+        la = jnp.maximum(la_cur - log_step, log_a)
+        # Predictors from the last two stages. For small alpha, on the support S of beta:
+        # D = 2: X_S^T nu = log|beta_S| - 2 log(alpha) sign(beta_S) is affine in log(alpha);
+        # D >= 3: 1 - |z_S| ~ (alpha^D/|beta_S|)^((D-2)/D), so nu - nu_0 ~ alpha^(D-2) is
+        # geometric in log(alpha). Keep whichever candidate (or the last point) has the lowest F.
+        dn, dp = la - la_cur, la_cur - la_prev
+        moved = (dp != 0) & (dn != 0)
+        dp = jnp.where(moved, dp, -1.0)
+        affine = jnp.where(moved, dn / dp, 0.0)
+        e = D - 2 if D > 2 else 1
+        geometric = jnp.where(moved, jnp.exp(e * dp) * jnp.expm1(e * dn) / jnp.expm1(e * dp), 0.0)
+        logc = la + log_w0
+        cands = jnp.stack([nu, nu + affine * (nu - nu_prev), nu + geometric * (nu - nu_prev)])
+        vals = jax.vmap(lambda c: value(c, logc))(cands)
+        start = cands[jnp.argmin(vals)]
+        # Intermediate stages only need to be close enough to start the next one. A stage at
+        # alpha that stops at the Newton step cap is continued by the next one.
+        tol = jnp.where(la > log_a, _STAGE_TOL, 0.0)
+        new, k, c, settled = _newton(X, absX, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol)
+        return (nu, la_cur, new, la, steps + k, cg + c, settled, i + 1)
 
     zero = jnp.array(0)
-    (nu, steps, cg_steps), _ = jax.lax.scan(
-        stage, (jnp.zeros(X.shape[0], dtype), zero, zero), log_alphas
-    )
+    nu0 = jnp.zeros(X.shape[0], dtype)
+    carry = (nu0, log_a0, nu0, log_a0, zero, zero, jnp.array(False), zero)
+    _, _, nu, _, steps, cg_steps, _, _ = jax.lax.while_loop(stage_cond, stage, carry)
     logc = log_a + jnp.log(w0)
     s = nu @ X
     beta, _, _ = _dual_terms(s, logc, w0, D)
@@ -576,23 +679,32 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     # |S| <= N is needed for a unique beta_S; gather the N smallest gaps into an N x N block so
     # the solve costs O(N^3), not an SVD of the N x d matrix.
     n = X.shape[0]
-    idx = jnp.argsort(gap)[:n]
-    in_s = on_s[idx]
-    Xk = X[:, idx] * in_s[None, :]
-    beta_off = jnp.where(on_s, 0.0, beta)
-    delta_off = jnp.where(on_s, 0.0, delta)
-    rhs = jnp.stack([y - X @ beta_off, X @ delta_off], axis=1)
-    sol, _, rank, _ = jnp.linalg.lstsq(Xk, rhs)
-    beta_sup = beta_off.at[idx].add(jnp.where(in_s, sol[:, 0], 0.0))
-    res_sup = jnp.linalg.norm(X @ beta_sup - y) / ynorm
-    full_rank = (rank == jnp.sum(on_s)) & (jnp.sum(on_s) <= n)
-    signs_ok = jnp.all(jnp.where(on_s, jnp.sign(beta_sup) == jnp.sign(z), True))
-    bsup_norm = jnp.linalg.norm(beta_sup)
-    bsup_norm = jnp.where(bsup_norm > 0, bsup_norm, 1.0)
-    # The errors of beta_{S^c} propagate to beta_S through X_S^+ X_{S^c}.
-    e_sup = (jnp.linalg.norm(delta_off) + jnp.linalg.norm(sol[:, 1])) / bsup_norm
-    e_sup = jnp.maximum(e_sup, res_sup) + eps
-    e_sup = jnp.where(signs_ok & full_rank & jnp.any(on_s), e_sup, jnp.inf)
+
+    def support_solution():
+        idx = jnp.argsort(gap)[:n]
+        in_s = on_s[idx]
+        Xk = X[:, idx] * in_s[None, :]
+        beta_off = jnp.where(on_s, 0.0, beta)
+        delta_off = jnp.where(on_s, 0.0, delta)
+        rhs = jnp.stack([y - X @ beta_off, X @ delta_off], axis=1)
+        sol, _, rank, _ = jnp.linalg.lstsq(Xk, rhs)
+        beta_sup = beta_off.at[idx].add(jnp.where(in_s, sol[:, 0], 0.0))
+        res_sup = jnp.linalg.norm(X @ beta_sup - y) / ynorm
+        full_rank = (rank == jnp.sum(on_s)) & (jnp.sum(on_s) <= n)
+        signs_ok = jnp.all(jnp.where(on_s, jnp.sign(beta_sup) == jnp.sign(z), True))
+        bsup_norm = jnp.linalg.norm(beta_sup)
+        bsup_norm = jnp.where(bsup_norm > 0, bsup_norm, 1.0)
+        # The errors of beta_{S^c} propagate to beta_S through X_S^+ X_{S^c}.
+        e_sup = (jnp.linalg.norm(delta_off) + jnp.linalg.norm(sol[:, 1])) / bsup_norm
+        e_sup = jnp.maximum(e_sup, res_sup) + eps
+        return beta_sup, res_sup, jnp.where(signs_ok & full_rank, e_sup, jnp.inf)
+
+    # (An SVD of an N x N block: skipped when no coordinate is near the boundary.)
+    beta_sup, res_sup, e_sup = jax.lax.cond(
+        jnp.any(on_s),
+        support_solution,
+        lambda: (beta, residual, jnp.array(jnp.inf, dtype)),
+    )
 
     use_sup = e_sup < e_dual
     beta = jnp.where(use_sup, beta_sup, beta)

@@ -67,7 +67,7 @@ class Regression(AbstractProblem):
         return num / self._projected_target_norm()
 
     def _projected_target_norm(self):
-        """$\|PY\|$ (1 where it is 0), the scale of the relative excess."""
+        r"""$\|PY\|$ (1 where it is 0), the scale of the relative excess."""
         den = jnp.sqrt(jnp.sum((self.range_basis.T @ self.Y) ** 2))
         return jnp.where(den > 0, den, 1.0)
 
