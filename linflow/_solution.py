@@ -68,15 +68,19 @@ class FlowSolution(eqx.Module):
         return jax.vmap(lambda m: m.conserved())(self.models)
 
     def conserved_drift(self) -> dict[str, Float[Array, ""]]:
-        r"""$\max_t \|c(t) - c(0)\|_\infty / \|c(0)\|_\infty$ for each conserved quantity $c$,
-        over the saved times (entries after a failure are ignored). When $c(0) = 0$ the drift is
-        reported in absolute terms."""
+        r"""$\max_t \|c(t) - c(0)\|_\infty / s$ for each conserved quantity $c$, over the saved
+        times (entries after a failure are ignored), with $s$ the size of the terms that form
+        $c(0)$ (`model.conserved_scale()`: $\||A| + |B|\|_\infty$ for an imbalance $A - B$, so
+        a balanced start, $c(0) = 0$ up to rounding, is measured against its terms). Where the
+        scale is 0 the drift is reported in absolute terms."""
         out = {}
         finite_t = jnp.isfinite(self.losses)
+        first = jax.tree_util.tree_map(lambda x: x[0], self.models)
+        scales = first.conserved_scale()
         for name, c in self.conserved.items():
             c0 = c[0]
             dev = jnp.abs(c - c0[None]).reshape(c.shape[0], -1).max(axis=1)
             dev = jnp.where(finite_t, dev, 0.0).max()
-            scale = jnp.abs(c0).max()
+            scale = jnp.abs(scales[name]).max()
             out[name] = dev / jnp.where(scale > 0, scale, 1.0)
         return out

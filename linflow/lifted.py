@@ -175,6 +175,12 @@ class LiftedTwoLayer(AbstractModel):
         signs = jnp.concatenate([jnp.ones(self.D, self.G.dtype), -jnp.ones(self.m, self.G.dtype)])
         return {"imbalance_spectrum": _imbalance_spectrum(self.G, signs)}
 
+    def conserved_scale(self) -> dict[str, Array]:
+        r"""$\operatorname{tr} G = \|U\|_F^2 + \|V\|_F^2$, which bounds every eigenvalue of
+        $U^\top U$ and $V^\top V$, for each entry of the spectrum."""
+        spectrum = self.conserved()["imbalance_spectrum"]
+        return {"imbalance_spectrum": jnp.full_like(spectrum, jnp.trace(self.G))}
+
     @classmethod
     def from_model(cls, model: TwoLayer) -> "LiftedTwoLayer":
         """The lifted model of `TwoLayer(U, V)`: $G = WW^\\top$, $W = [U; V]$."""

@@ -259,3 +259,25 @@ def test_bad_input_is_rejected(getkey):
         linflow.balanced_init(limits.data_svd(X).Phi2[:, :M], X, 5)
     with pytest.raises(ValueError, match="zero"):
         limits.data_svd(jnp.zeros((3, 4)))
+
+
+def test_conserved_drift_of_a_balanced_start_is_relative_to_its_terms():
+    # A balanced start (V^T V = U^T U): the imbalance is 0 up to rounding (~1e-17), and the flow
+    # conserves it exactly (Du et al. 2018; Min et al. 2021, eq. (8)). Its drift is measured
+    # against |U^T U| + |V^T V|, so it reports the integrator's tolerance instead of
+    # (rounding noise) / (rounding noise).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 6))
+    Y = X @ (rng.standard_normal((6, 3)) @ rng.standard_normal((3, 4)))
+    U = 0.1 * rng.standard_normal((6, 3))
+    w, Q = np.linalg.eigh(U.T @ U)
+    orth, _ = np.linalg.qr(rng.standard_normal((4, 3)))
+    V = orth @ Q @ np.diag(np.sqrt(w)) @ Q.T
+    model = linflow.TwoLayer(jnp.asarray(U), jnp.asarray(V))
+    scale = model.conserved_scale()["imbalance"]
+    np.testing.assert_allclose(scale, np.abs(U.T @ U) + np.abs(V.T @ V), rtol=1e-14)
+    assert float(jnp.abs(model.conserved()["imbalance"]).max()) <= 1e-15
+    sol = linflow.flow(model, linflow.Regression(jnp.asarray(X), jnp.asarray(Y)))
+    assert bool(sol.converged)
+    # the flow's error control (rtol 1e-10 on the state) bounds the drift
+    assert float(sol.conserved_drift()["imbalance"]) <= 1e-8

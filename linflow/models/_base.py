@@ -1,6 +1,8 @@
 import abc
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 
@@ -19,6 +21,16 @@ class AbstractModel(eqx.Module):
     def conserved(self) -> dict[str, Array]:
         """Quantities that are constant along the gradient flow of any loss of the predictor."""
         return {}
+
+    def conserved_scale(self) -> dict[str, Array]:
+        """The size of the terms that form each conserved quantity (same keys and shapes as
+        `conserved()`): the reference for its relative drift
+        (`FlowSolution.conserved_drift`).
+
+        For an imbalance $A - B$ it is $|A| + |B|$, so that a balanced start ($A = B$, the
+        quantity zero up to rounding) still has a meaningful scale. The default, for
+        quantities that are not differences, is $|c|$."""
+        return jax.tree_util.tree_map(jnp.abs, self.conserved())
 
     def predictor_magnitude(self) -> Float[Array, "..."] | None:
         """The elementwise size of the terms whose sum is `predictor()`, or `None`.

@@ -120,3 +120,6 @@ class HadamardNet(AbstractModel):
 
     def conserved(self) -> dict[str, Array]:
         return {"u^2-v^2": self.u**2 - self.v**2}
+
+    def conserved_scale(self) -> dict[str, Array]:
+        return {"u^2-v^2": self.u**2 + self.v**2}

@@ -48,6 +48,9 @@ class TwoLayer(AbstractModel):
     def conserved(self) -> dict[str, Array]:
         return {"imbalance": self.U.T @ self.U - self.V.T @ self.V}
 
+    def conserved_scale(self) -> dict[str, Array]:
+        return {"imbalance": jnp.abs(self.U.T @ self.U) + jnp.abs(self.V.T @ self.V)}
+
 
 class Symmetric(AbstractModel):
     r"""A symmetric factorisation with predictor $UU^\top$ (Tarmoun et al. 2021, Sec. 3).
@@ -109,6 +112,13 @@ class DeepLinear(AbstractModel):
         return {
             f"imbalance_{i + 1}": self.layers[i + 1].T @ self.layers[i + 1]
             - self.layers[i] @ self.layers[i].T
+            for i in range(len(self.layers) - 1)
+        }
+
+    def conserved_scale(self) -> dict[str, Array]:
+        return {
+            f"imbalance_{i + 1}": jnp.abs(self.layers[i + 1].T @ self.layers[i + 1])
+            + jnp.abs(self.layers[i] @ self.layers[i].T)
             for i in range(len(self.layers) - 1)
         }
 

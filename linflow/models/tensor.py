@@ -386,30 +386,38 @@ class TensorNet(AbstractModel):
             out = W @ out
         return out
 
-    def conserved(self) -> dict[str, Array]:
+    def _imbalance_terms(self) -> dict[str, tuple[Array, Array]]:
+        """Each conserved imbalance as its two terms $(A, B)$, the quantity being $A - B$."""
         L = self.depth
         out = {}
         if self.kind == "diagonal":
             for i in range(L - 1):
-                out[f"imbalance_{i + 1}"] = self.layers[i] ** 2 - self.layers[i + 1] ** 2
+                out[f"imbalance_{i + 1}"] = (self.layers[i] ** 2, self.layers[i + 1] ** 2)
             return out
         if self.kind == "convolution":
             for i in range(L - 1):
-                out[f"norm_imbalance_{i + 1}"] = jnp.sum(self.layers[i] ** 2) - jnp.sum(
-                    self.layers[i + 1] ** 2
+                out[f"norm_imbalance_{i + 1}"] = (
+                    jnp.sum(self.layers[i] ** 2),
+                    jnp.sum(self.layers[i + 1] ** 2),
                 )
             if self.full_length:
                 for i in range(L - 1):
                     a = jnp.abs(jnp.fft.fft(self.layers[i])) ** 2
                     b = jnp.abs(jnp.fft.fft(self.layers[i + 1])) ** 2
-                    out[f"dft_imbalance_{i + 1}"] = a - b
+                    out[f"dft_imbalance_{i + 1}"] = (a, b)
             return out
         for i in range(L - 2):
             W, Wn = self.layers[i], self.layers[i + 1]
-            out[f"imbalance_{i + 1}"] = W.T @ W - Wn @ Wn.T
+            out[f"imbalance_{i + 1}"] = (W.T @ W, Wn @ Wn.T)
         W, w = self.layers[L - 2], self.layers[L - 1]
-        out[f"imbalance_{L - 1}"] = W.T @ W - jnp.outer(w, w)
+        out[f"imbalance_{L - 1}"] = (W.T @ W, jnp.outer(w, w))
         return out
+
+    def conserved(self) -> dict[str, Array]:
+        return {k: a - b for k, (a, b) in self._imbalance_terms().items()}
+
+    def conserved_scale(self) -> dict[str, Array]:
+        return {k: jnp.abs(a) + jnp.abs(b) for k, (a, b) in self._imbalance_terms().items()}
 
 
 def is_even(v) -> bool:
