@@ -37,7 +37,10 @@ Newton step towards it overshoots by orders of magnitude at small $\alpha$). Eac
 step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
 problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`) preconditioned
 with the columns of largest curvature kept exactly and the rest replaced by their mean
-(`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step. All
+(`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step; where CG
+stalls at its step cap (dense targets with $d \approx 2N$) the stage switches to exact steps.
+The Cholesky factor carries a ridge of $N u$ on the unit diagonal of the Jacobi-scaled Hessian,
+whose condition number can exceed $1/u$ at small $\alpha$. All
 exponentials are evaluated in log space ($\log c_i^2 + |s_i|$), so nothing overflows for
 $\alpha \in [10^{-8}, 10^4]$.
 
@@ -482,7 +485,7 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
             resolved = jnp.array(False)
         return F, g, curv, beta, resolved
 
-    def finished(nu, g, curv, beta):
+    def finished(nu, g, curv, beta, g_prev):
         gnorm = jnp.linalg.norm(g)
 
         def rounding_floor():
@@ -493,8 +496,10 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
         floor = jax.lax.cond(
             gnorm <= _FLOOR_CHECK * ynorm, rounding_floor, lambda: jnp.zeros_like(gnorm)
         )
-        floor = jnp.maximum(floor, tol * ynorm)
-        return jnp.isfinite(g).all() & (gnorm <= floor)
+        # The floor is a worst-case rounding bound: while Newton still converges fast (the
+        # last step cut the residual 10x), one more step usually lands far below it.
+        at_floor = (gnorm <= floor) & ((gnorm > 0.1 * g_prev) | (gnorm <= 0.01 * floor))
+        return jnp.isfinite(g).all() & (at_floor | (gnorm <= tol * ynorm))
 
     def cond(carry):
         nu, F, g, curv, done, k, stalled, *_ = carry
@@ -566,7 +571,7 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
         # small alpha and depth >= 3, 1 - |z| on the support can fall below the resolution of
         # z = X^T nu before the rounding floor above is reached).
         gt_norm = jnp.linalg.norm(gt)
-        progress = (gt_norm <= 0.5 * best) | (F - Ft > 1e-13 * (1 + jnp.abs(F)))
+        progress = (gt_norm <= 0.9 * best) | (F - Ft > 1e-13 * (1 + jnp.abs(F)))
         idle = jnp.where(progress, 0, idle + 1)
         keep = lambda new, old: jnp.where(failed, old, new)
         # The accepted point is carried as evaluated (re-computing X^T nu could round across
@@ -576,7 +581,7 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
             keep(Ft, F),
             keep(gt, g),
             keep(ct, curv),
-            keep(finished(nut, gt, ct, bt), done),
+            keep(finished(nut, gt, ct, bt, gnorm), done),
             k + 1,
             failed | (idle >= jnp.where(rt, 2, _MAX_IDLE)),
             num_cg + cg_steps,
@@ -586,7 +591,7 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
         )
 
     F0, g0, c0, b0, _ = evaluate(nu0)
-    d0 = finished(nu0, g0, c0, b0)
+    d0 = finished(nu0, g0, c0, b0, jnp.inf)
     zero, false = jnp.array(0), jnp.array(False)
     carry = (nu0, F0, g0, c0, d0, zero, false, zero, false, jnp.linalg.norm(g0), zero)
     nu, F, g, curv, done, k, stalled, num_cg, *_ = jax.lax.while_loop(cond, body, carry)
