@@ -25,14 +25,15 @@ $w_{0,i}^{2-D} h_D^{-1}(\beta_i/c_i^D)$ for $D\ge3$: both equal $s_i$ above.)
 $F(\nu) = \sum_i \psi_i((X^\top\nu)_i) - y^\top\nu$ with $\psi_i = \varphi_i^*$
 ($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton method (Armijo backtracking on $F$,
 or on $\|\nabla F\|$ once $F$ is flat to rounding), continued in $\alpha$ from the kernel regime
-down to the requested $\alpha$ (one stage per factor 100 of $\alpha$, at most 16 stages, so it
-is `jit`/`vmap`-able). Each stage starts from the best (lowest $F$) of three points: the last
-stage's $\nu$ and two extrapolations from the last two stages. On the support $S$ of $\beta$
-at small $\alpha$, $X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$
-is affine in $\log\alpha$ for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$
-geometric in $\log\alpha$ for $D \ge 3$; with these starts most small-$\alpha$ stages take
-0-2 Newton steps. Intermediate stages stop at $\|X\beta - y\| \le 10^{-3}\|y\|$. For
-$D \ge 3$ each line search starts at 90% of the step to the domain boundary $|z| = 1$ (a full
+down to the requested $\alpha$ (stages that shrink $\alpha^D$ by $10^4$, i.e. $\alpha$ by 100 at
+$D = 2$; at most 16 stages, so it is `jit`/`vmap`-able). Each stage starts from the best
+(lowest $F$) of three points: the last stage's $\nu$ and two extrapolations from the last two
+stages. On the support $S$ of $\beta$ at small $\alpha$,
+$X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$ is affine in
+$\log\alpha$ for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$ geometric in
+$\log\alpha$ for $D \ge 3$; with these starts most small-$\alpha$ stages take 0-2 Newton
+steps. Intermediate stages stop at $\|X\beta - y\| \le 10^{-3}\|y\|$. For $D \ge 3$ each
+line search starts at 90% of the step to the domain boundary $|z| = 1$ (a full
 Newton step towards it overshoots by orders of magnitude at small $\alpha$). Each Newton
 step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
 problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`) preconditioned
@@ -318,7 +319,7 @@ def hypentropy_minimiser(
 
     Solved on the dual: $\beta = \beta(X^\top\nu)$ (the flow's closed-form path) with $\nu$
     minimising $F(\nu) = \sum_i\psi_i((X^\top\nu)_i) - y^\top\nu$ by damped Newton in log space,
-    continued in $\alpha$ from the kernel regime (one stage per factor 100 of $\alpha$, each
+    continued in $\alpha$ from the kernel regime (stages that shrink $\alpha^D$ by $10^4$, each
     started from an extrapolation of the previous two, at most 16 stages of at most 60 Newton
     steps; each step one $N\times N$ Cholesky solve of
     $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients,
