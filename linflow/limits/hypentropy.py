@@ -450,7 +450,18 @@ def _precond_rank(newton_solve, n, d):
     return int(min(d, max(16, n // 4)))
 
 
-def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
+def _dual_point(X, y, nu, logc, w0, D):
+    r"""$s = X^\top\nu$, $\beta(s)$, $\psi''(s)$ and $F(\nu)$ ($+\infty$ where $\beta$ is not
+    finite, i.e. off the domain)."""
+    # (nu @ X rather than X.T @ nu: XLA's CPU matrix-vector product is several times faster in
+    # this orientation for a row-major X.)
+    s = nu @ X
+    beta, psi, curv = _dual_terms(s, logc, w0, D)
+    F = jnp.where(jnp.all(jnp.isfinite(beta)), jnp.sum(psi) - y @ nu, jnp.inf)
+    return s, beta, curv, F
+
+
+def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
     """Damped Newton on $F(\\nu)$ from `nu0`.
 
     `precond_rank=None`: exact Newton steps by Cholesky; an integer: inexact steps by
@@ -466,16 +477,12 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
     """
     eps = jnp.finfo(X.dtype).eps
     ynorm = jnp.linalg.norm(y)
-    colsq = jnp.sum(X**2, axis=0)
 
     def evaluate(nu):
-        # (nu @ X rather than X.T @ nu: XLA's CPU matrix-vector product is several times
-        # faster in this orientation for a row-major X.)
-        s = nu @ X
-        beta, psi, curv = _dual_terms(s, logc, w0, D)
+        s, beta, curv, F = _dual_point(X, y, nu, logc, w0, D)
         g = X @ beta - y
         ok = jnp.all(jnp.isfinite(beta)) & jnp.all(jnp.isfinite(g))
-        F = jnp.where(ok, jnp.sum(psi) - y @ nu, jnp.inf)
+        F = jnp.where(ok, F, jnp.inf)
         if D > 2:
             # A gap 1 - |z_i| at 1e-12 means c^D < 1e-20 |beta_i|: beta_S is then recovered by
             # the support solution, and more Newton steps cannot resolve z any further (the
@@ -513,29 +520,21 @@ def _newton(X, absX, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
         else:
             # Where the preconditioner fails (CG at its step cap: e.g. d ~ 2N, a dense target and
             # depth >= 3 near the boundary), inexact steps stall Newton: from the first failure
-            # on, this stage takes exact (Cholesky) steps, unless the Cholesky factor of a
-            # numerically singular Hessian is not finite; then the CG step is used.
-            def attempt(use_cholesky):
-                def cholesky():
-                    step = _direction_cholesky(X, curv, g)[0]
-                    return step, jnp.zeros_like(num_cg), jnp.all(jnp.isfinite(step))
+            # on, this stage takes exact (Cholesky) steps (always finite: `_direction_cholesky`
+            # falls back to a scaled gradient step).
+            def exact_step():
+                return _direction_cholesky(X, curv, g)[0], jnp.zeros_like(num_cg), jnp.array(True)
 
-                def cg():
-                    step, n, ok = _direction_cg(X, colsq, curv, g, ynorm, precond_rank)
-                    return step, n.astype(num_cg.dtype), ok & jnp.all(jnp.isfinite(step))
+            def inexact_step():
+                step, n, ok = _direction_cg(X, colsq, curv, g, ynorm, precond_rank)
+                n = n.astype(num_cg.dtype)
+                return jax.lax.cond(
+                    ok & jnp.all(jnp.isfinite(step)),
+                    lambda: (step, n, jnp.array(False)),
+                    lambda: (exact_step()[0], n, jnp.array(True)),
+                )
 
-                return jax.lax.cond(use_cholesky, cholesky, cg)
-
-            step1, n1, ok1 = attempt(exact)
-            step2, n2, ok2 = jax.lax.cond(
-                ok1, lambda: (step1, jnp.zeros_like(num_cg), ok1), lambda: attempt(~exact)
-            )
-            # The step of the method that succeeded; a CG step that missed its tolerance is
-            # still a descent direction (CG iterates from 0), so it is the last resort.
-            used_cholesky = jnp.where(ok1, exact, ok2 & ~exact)
-            step = jnp.where(ok1, step1, jnp.where(ok2 | exact, step2, step1))
-            cg_steps = n1 + n2
-            exact = used_cholesky
+            step, cg_steps, exact = jax.lax.cond(exact, exact_step, inexact_step)
         slope = g @ step
         gnorm = jnp.linalg.norm(g)
 
@@ -617,11 +616,6 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     log_step = jnp.maximum(jnp.log(_STAGE_SHRINK) / D, (log_a0 - log_a) / _NUM_STAGES)
     log_w0 = jnp.log(w0)
 
-    def value(nu, logc):
-        beta, psi, _ = _dual_terms(nu @ X, logc, w0, D)
-        ok = jnp.all(jnp.isfinite(beta))
-        return jnp.where(ok, jnp.sum(psi) - y @ nu, jnp.inf)
-
     def stage_cond(carry):
         *_, la_cur, _, _, settled, i = carry
         return (i < _NUM_STAGES) & ~((la_cur <= log_a) & settled)
@@ -641,12 +635,14 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
         geometric = jnp.where(moved, jnp.exp(e * dp) * jnp.expm1(e * dn) / jnp.expm1(e * dp), 0.0)
         logc = la + log_w0
         cands = jnp.stack([nu, nu + affine * (nu - nu_prev), nu + geometric * (nu - nu_prev)])
-        vals = jax.vmap(lambda c: value(c, logc))(cands)
+        vals = jax.vmap(lambda c: _dual_point(X, y, c, logc, w0, D)[3])(cands)
         start = cands[jnp.argmin(vals)]
         # Intermediate stages only need to be close enough to start the next one. A stage at
         # alpha that stops at the Newton step cap is continued by the next one.
         tol = jnp.where(la > log_a, _STAGE_TOL, 0.0)
-        new, k, c, settled = _newton(X, absX, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol)
+        new, k, c, settled = _newton(
+            X, absX, col2, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol
+        )
         return (nu, la_cur, new, la, steps + k, cg + c, settled, i + 1)
 
     zero = jnp.array(0)
