@@ -32,7 +32,9 @@ stages. On the support $S$ of $\beta$ at small $\alpha$,
 $X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$ is affine in
 $\log\alpha$ for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$ geometric in
 $\log\alpha$ for $D \ge 3$; with these starts most small-$\alpha$ stages take 0-2 Newton
-steps. Intermediate stages stop at $\|X\beta - y\| \le 10^{-3}\|y\|$. For $D \ge 3$ each
+steps. Intermediate stages stop at $\|X\beta - y\| \le 10^{-3}\|y\|$; at $D \ge 3$ a stage
+that ends with the support resolved to rounding ($1 - |z_S| \le 10^{-12}$) is followed
+directly by the stage at $\alpha$ (see *Tiny $\alpha$* below). For $D \ge 3$ each
 line search starts at 90% of the step to the domain boundary $|z| = 1$ (a full
 Newton step towards it overshoots by orders of magnitude at small $\alpha$). Each Newton
 step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
@@ -498,15 +500,20 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
 
         def rounding_floor():
             # Three passes over |X|: only evaluated once the residual is small.
-            floor = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
-            return floor + 4 * eps * jnp.linalg.norm(absX @ (curv * (jnp.abs(nu) @ absX)))
+            base = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
+            dual = 4 * eps * jnp.linalg.norm(absX @ (curv * (jnp.abs(nu) @ absX)))
+            return base + dual, base
 
-        floor = jax.lax.cond(
-            gnorm <= _FLOOR_CHECK * ynorm, rounding_floor, lambda: jnp.zeros_like(gnorm)
+        floor, base = jax.lax.cond(
+            gnorm <= _FLOOR_CHECK * ynorm,
+            rounding_floor,
+            lambda: (jnp.zeros_like(gnorm), jnp.zeros_like(gnorm)),
         )
         # The floor is a worst-case rounding bound: while Newton still converges fast (the
-        # last step cut the residual 10x), one more step usually lands far below it.
-        at_floor = (gnorm <= floor) & ((gnorm > 0.1 * g_prev) | (gnorm <= 0.01 * floor))
+        # last step cut the residual 10x), one more step usually lands far below it, unless
+        # the residual is already within 10x of the data's own rounding level.
+        fast = (gnorm <= 0.1 * g_prev) & (gnorm > 10 * base)
+        at_floor = (gnorm <= floor) & (~fast | (gnorm <= 0.01 * floor))
         return jnp.isfinite(g).all() & (at_floor | (gnorm <= tol * ynorm))
 
     def cond(carry):
@@ -514,7 +521,7 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
         return (k < max_iter) & ~stalled & ~done
 
     def body(carry):
-        nu, F, g, curv, done, k, _, num_cg, exact, best, idle = carry
+        nu, F, g, curv, done, k, _, num_cg, exact, best, idle, resolved = carry
         if precond_rank is None:
             step, cg_steps = _direction_cholesky(X, curv, g)
         else:
@@ -588,14 +595,15 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
             exact,
             jnp.minimum(best, keep(gt_norm, best)),
             idle,
+            keep(rt, resolved),
         )
 
-    F0, g0, c0, b0, _ = evaluate(nu0)
+    F0, g0, c0, b0, r0 = evaluate(nu0)
     d0 = finished(nu0, g0, c0, b0, jnp.inf)
     zero, false = jnp.array(0), jnp.array(False)
-    carry = (nu0, F0, g0, c0, d0, zero, false, zero, false, jnp.linalg.norm(g0), zero)
-    nu, F, g, curv, done, k, stalled, num_cg, *_ = jax.lax.while_loop(cond, body, carry)
-    return nu, k, num_cg, done | stalled
+    carry = (nu0, F0, g0, c0, d0, zero, false, zero, false, jnp.linalg.norm(g0), zero, r0)
+    nu, F, g, curv, done, k, stalled, num_cg, *_, resolved = jax.lax.while_loop(cond, body, carry)
+    return nu, k, num_cg, done | stalled, resolved
 
 
 @eqx.filter_jit
@@ -617,12 +625,15 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     log_w0 = jnp.log(w0)
 
     def stage_cond(carry):
-        *_, la_cur, _, _, settled, i = carry
+        *_, la_cur, _, _, settled, _, i = carry
         return (i < _NUM_STAGES) & ~((la_cur <= log_a) & settled)
 
     def stage(carry):
-        nu_prev, la_prev, nu, la_cur, steps, cg, _, i = carry
-        la = jnp.maximum(la_cur - log_step, log_a)
+        nu_prev, la_prev, nu, la_cur, steps, cg, _, resolved, i = carry
+        # Once a stage ends with the support resolved to rounding (depth >= 3, gaps 1 - |z_S|
+        # at 1e-12), smaller alphas only push z_S closer to |z| = 1, which the stages below
+        # cannot resolve either: go straight to alpha (beta_S is then the support solution).
+        la = jnp.where(resolved, log_a, jnp.maximum(la_cur - log_step, log_a))
         # Predictors from the last two stages. For small alpha, on the support S of beta:
         # D = 2: X_S^T nu = log|beta_S| - 2 log(alpha) sign(beta_S) is affine in log(alpha);
         # D >= 3: 1 - |z_S| ~ (alpha^D/|beta_S|)^((D-2)/D), so nu - nu_0 ~ alpha^(D-2) is
@@ -640,15 +651,16 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
         # Intermediate stages only need to be close enough to start the next one. A stage at
         # alpha that stops at the Newton step cap is continued by the next one.
         tol = jnp.where(la > log_a, _STAGE_TOL, 0.0)
-        new, k, c, settled = _newton(
+        new, k, c, settled, resolved = _newton(
             X, absX, col2, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol
         )
-        return (nu, la_cur, new, la, steps + k, cg + c, settled, i + 1)
+        return (nu, la_cur, new, la, steps + k, cg + c, settled, settled & resolved, i + 1)
 
     zero = jnp.array(0)
     nu0 = jnp.zeros(X.shape[0], dtype)
-    carry = (nu0, log_a0, nu0, log_a0, zero, zero, jnp.array(False), zero)
-    _, _, nu, _, steps, cg_steps, _, _ = jax.lax.while_loop(stage_cond, stage, carry)
+    false = jnp.array(False)
+    carry = (nu0, log_a0, nu0, log_a0, zero, zero, false, false, zero)
+    _, _, nu, _, steps, cg_steps, *_ = jax.lax.while_loop(stage_cond, stage, carry)
     logc = log_a + jnp.log(w0)
     s = nu @ X
     beta, _, _ = _dual_terms(s, logc, w0, D)
