@@ -96,7 +96,6 @@ def gd(
         None if optimiser is not None else clock,
         jnp.asarray(save_steps),
         stop,
-        steps,
     )
     result = RESULTS.where(
         diverged, RESULTS.diverged, RESULTS.where(converged, RESULTS.converged, RESULTS.successful)
@@ -123,7 +122,7 @@ def gd(
 
 
 @eqx.filter_jit
-def _run(model, problem, opt, lr, save_steps, stop, steps):
+def _run(model, problem, opt, lr, save_steps, stop):
     params, static = eqx.partition(model, eqx.is_array)
     opt_state = opt.init(params)
     if lr is not None:
