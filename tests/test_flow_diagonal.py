@@ -235,6 +235,29 @@ def test_gd_tends_to_the_flow_linearly_in_the_step_size(getkey):
     assert abs(slope - 1.0) < 0.1
 
 
+def test_gd_reuses_its_compiled_loop_for_new_step_sizes_and_step_counts(getkey):
+    import jax.monitoring
+
+    prob = _problem(getkey())
+    model = lf.DiagonalNet.unbiased(25, 0.5)
+    compiles = []
+
+    def listen(name, duration, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiles.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        lf.gd(model, prob, 1e-2, steps=100, save_steps=[0, 50, 100])
+        before = len(compiles)
+        sol = lf.gd(model, prob, 1e-3, steps=300, save_steps=[0, 150, 300])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert before > 0  # the listener sees compilations at all
+    assert len(compiles) == before
+    assert int(sol.stats["num_steps"]) == 300
+
+
 def test_gd_runs_with_any_optax_optimiser(getkey):
     import optax
 

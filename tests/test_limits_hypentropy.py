@@ -255,6 +255,19 @@ def test_minimiser_vmaps_over_alpha():
         np.testing.assert_allclose(b, eager, rtol=0, atol=1e-12 * np.abs(eager).max())
 
 
+def test_minimiser_vmaps_over_targets():
+    X, _ = _data(10, sparse=True)
+    Y = jax.random.normal(jax.random.PRNGKey(7), (4, X.shape[0]))
+    solve = lambda y: hypentropy_minimiser(X, y, 0.05, depth=2, throw=False, return_info=True)
+    betas, info = jax.vmap(solve)(Y)
+    assert np.all(info["ok"])
+    for y, b in zip(Y, betas):
+        # Each member interpolates its own target and equals its own unbatched solve.
+        assert np.linalg.norm(X @ np.asarray(b) - y) <= 1e-10 * np.linalg.norm(y)
+        eager = hypentropy_minimiser(X, y, 0.05, depth=2)
+        np.testing.assert_allclose(b, eager, rtol=0, atol=1e-12 * np.abs(eager).max())
+
+
 def test_minimiser_is_jittable():
     X, y = _data(11)
     f = jax.jit(lambda a: hypentropy_minimiser(X, y, a, depth=3))

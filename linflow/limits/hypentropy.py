@@ -326,7 +326,8 @@ def hypentropy_minimiser(
     steps; each step one $N\times N$ Cholesky solve of
     $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients,
     $O(Nd)$ per iteration: see `newton_solve`).
-    `jit`- and `vmap`-able (e.g. over `alpha`; pass `throw=False` under `vmap`).
+    `jit`- and `vmap`-able (e.g. over `alpha`, or over the rows of a matrix of targets `Y` for
+    several targets; pass `throw=False` under `vmap`).
 
     **Arguments:**
 
