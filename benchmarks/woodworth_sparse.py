@@ -40,8 +40,7 @@ def main():
     depths = [2, 3] if args.quick else [2, 3, 4]
     # alpha^D, the scale of beta(0), 3 points per decade. Depth 2 goes down to 1e-12: its error
     # reaches the target only below alpha^2 = 1e-5 for N near the min-l1 threshold. Depths 3-4
-    # reach it above 1e-5, and below that their plateaus outlast the default max_steps
-    # (alpha^3 = 1e-12: not converged in 1e5 steps).
+    # reach it above 1e-5, where their grid stops.
     per_decade = 1 if args.quick else 3
     scales = {
         D: np.logspace(-12 if D == 2 else -5, 0, (12 if D == 2 else 5) * per_decade + 1)

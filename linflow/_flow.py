@@ -16,6 +16,7 @@ from .problems import AbstractProblem
 
 
 _DIVERGENCE_FACTOR = 1e12
+_ATOL_FLOOR = 1e-3  # x rtol x AbstractFlowSystem.state_scale(): see there
 
 
 def _validate(model, problem, stop):
@@ -198,8 +199,20 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
     event = diffrax.Event(cond_fn=conds)
     term = diffrax.ODETerm(system.vector_field)
 
+    scale = system.state_scale()
+    if scale is not None:
+        scale = jax.lax.stop_gradient(scale)  # a tolerance, not part of the flow's value
+
     def run(c, t0, y_start, save_ts, steps):
         controller = c.stepsize_controller
+        implicit_solver = isinstance(c.solver, diffrax.AbstractImplicitSolver)
+        if scale is not None and implicit_solver and isinstance(controller, diffrax.PIDController):
+            # Componentwise relative control below the rounding level of the state stalls
+            # an implicit solver (`AbstractFlowSystem.state_scale`). (Explicit solvers keep
+            # pure relative control: at large scales, where the state stays far below its
+            # boundary scale, an absolute floor stalls them above the stop.)
+            atol = jnp.maximum(controller.atol, _ATOL_FLOOR * controller.rtol * scale)
+            controller = eqx.tree_at(lambda p: p.atol, controller, atol)
         dt0 = c.dt0(problem)
         if dt0 is None and isinstance(controller, diffrax.PIDController):
             # diffrax's own first-step rule (Hairer, Norsett & Wanner II.4), called on the

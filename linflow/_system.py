@@ -35,6 +35,13 @@ class AbstractFlowSystem(eqx.Module):
     def state_size(self) -> int:
         return sum(x.size for x in jax.tree.leaves(eqx.filter(self.initial_state(), eqx.is_array)))
 
+    def state_scale(self):
+        """The size the state reaches along the flow where rounding makes componentwise
+        relative error control meaningless (see `DualFlowSystem.state_scale`), or `None`.
+        The flow engine then raises an implicit solver's absolute tolerance to at least
+        `1e-3 * rtol * state_scale`."""
+        return None
+
 
 def gradient_field(model: AbstractModel, problem: AbstractProblem) -> AbstractModel:
     """$-\\nabla_\\theta L(\\theta)$ as a model-shaped pytree."""

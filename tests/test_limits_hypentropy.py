@@ -410,6 +410,19 @@ def test_diagonal_flow_reaches_hypentropy_minimiser(depth, alpha):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("depth, alpha", [(3, 1e-4), (4, 1e-3), (5, 1e-2)])
+def test_deep_diagonal_flow_at_small_scale_reaches_minimiser(depth, alpha):
+    # alpha^D = 1e-12 .. 1e-10: every support coordinate ends next to its boundary, where the
+    # dual state carries only ~ u * alpha^(2-D) of absolute precision (the flow used to stall
+    # there: 1e5 solver steps, half of them rejected).
+    X, y = _data(15, n=10, d=100, sparse=True)
+    sol = linflow.flow(linflow.DiagonalNet.unbiased(100, alpha, depth), linflow.Regression(X, y))
+    ref = np.asarray(hypentropy_minimiser(X, y, alpha, depth=depth))
+    beta = np.asarray(sol.final.predictor())
+    assert np.linalg.norm(beta - ref) <= 1e-8 * np.linalg.norm(ref)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [2, 3])
 def test_diagonal_flow_with_shape_reaches_minimiser(depth):
     # Checks the w0 normalisation: Q = alpha^D sum w0^2 q_D(beta / (alpha w0)^D).
