@@ -141,7 +141,8 @@ class DualFlowSystem(AbstractFlowSystem):
 
         per = jnp.minimum(boundary(m.w_plus), boundary(m.w_minus)) / (D * (D - 2))
         col = jnp.linalg.norm(self.X, axis=0)
-        ratio = jnp.where((col > 0) & jnp.isfinite(per), per / jnp.where(col > 0, col, 1.0), jnp.nan)
+        valid = (col > 0) & jnp.isfinite(per)
+        ratio = jnp.where(valid, per / jnp.where(col > 0, col, 1.0), jnp.nan)
         scale = jnp.nanmedian(ratio)
         return jnp.where(jnp.isfinite(scale), scale, 0.0)
 
