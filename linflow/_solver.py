@@ -8,7 +8,10 @@ class SolverChoice(eqx.Module):
     **Arguments:**
 
     - `solver`: any diffrax ODE solver.
-    - `rtol`, `atol`: tolerances of the default PID controller.
+    - `rtol`, `atol`: tolerances of the default PID controller. (For an implicit solver on a
+      state whose rounding level is known, `AbstractFlowSystem.state_scale`, the flow raises
+      `atol` to at least `1e-3 * rtol * state_scale`: the dual state of a depth >= 3 diagonal
+      net at small scales.)
     - `controller`: a diffrax step-size controller, overriding `rtol`/`atol`.
     - `reason`: why this choice was made (filled in by `linflow.Auto`).
     """
