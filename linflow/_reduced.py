@@ -88,24 +88,27 @@ def _power_difference(model: DiagonalNet, s):
     a = jnp.abs(jnp.where(wp0 == 0, 1.0, wp0)) ** (2 - D)
     b = jnp.abs(jnp.where(wm0 == 0, 1.0, wm0)) ** (2 - D)
     u, v = a - c * sp * s, b + c * sm * s
+    # The path exists only while u, v > 0; u, v are resolved only to ~ eps * a, eps * b.
+    # Beyond that, use the value at the rounding floor (a wall of size (eps a)^-p): finite,
+    # so an implicit solver's Newton iterate that strays out is pushed back, and no root of
+    # a stage equation lies outside (the even-power formula's mirror image had such roots).
+    eps = jnp.finfo(s.dtype).eps
+    u = jnp.maximum(u, eps * a)
+    v = jnp.maximum(v, eps * b)
     same = (wp0 != 0) & (wm0 != 0) & (sp == sm)
     u_minus_v = (a - b) - c * (sp + sm) * s  # exact where a = b: no cancellation
-    # The path exists only while u, v > 0 (w_pm finite); beyond, the integer-power formulas
-    # below would return finite values (an even power of a negative base), so an ODE step
-    # that crossed the boundary would be accepted. NaN there makes the solver reject it.
-    outside = ((wp0 != 0) & ~(u > 0)) | ((wm0 != 0) & ~(v > 0))
     if isinstance(p, int):
         iu, iv = 1 / u, 1 / v
         plain = jnp.where(wp0 == 0, 0.0, sp * iu**p) - jnp.where(wm0 == 0, 0.0, sm * iv**p)
         # u^-p - v^-p = (v - u) (u^-1 v^-1) sum_k u^-k v^-(p-1-k)
         series = sum(iu**k * iv ** (p - 1 - k) for k in range(p))
         shifted = sp * (-u_minus_v) * iu * iv * series
-        return jnp.where(outside, jnp.nan, jnp.where(same, shifted, plain))
+        return jnp.where(same, shifted, plain)
     plain = jnp.where(wp0 == 0, 0.0, sp * u**-p) - jnp.where(wm0 == 0, 0.0, sm * v**-p)
     v_safe = jnp.where(same, v, 1.0)
     ratio = jnp.where(same, u_minus_v / v_safe, 0.0)
     shifted = sp * v_safe**-p * jnp.expm1(-p * jnp.log1p(ratio))
-    return jnp.where(outside, jnp.nan, jnp.where(same, shifted, plain))
+    return jnp.where(same, shifted, plain)
 
 
 class DualFlowSystem(AbstractFlowSystem):
