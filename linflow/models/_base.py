@@ -18,9 +18,16 @@ class AbstractModel(eqx.Module):
     def predictor(self) -> Float[Array, "..."]:
         """The effective linear map (a vector $\\beta$ or a matrix $\\Theta$)."""
 
-    def conserved(self) -> dict[str, Array]:
-        """Quantities that are constant along the gradient flow of any loss of the predictor."""
+    def imbalances(self) -> dict[str, tuple[Array, Array]]:
+        """Conserved quantities that are differences $A - B$ (layer imbalances), as their two
+        terms $(A, B)$. Models that define them get `conserved()` and `conserved_scale()`
+        from them."""
         return {}
+
+    def conserved(self) -> dict[str, Array]:
+        """Quantities that are constant along the gradient flow of any loss of the predictor
+        (default: the differences $A - B$ of `imbalances()`)."""
+        return {k: a - b for k, (a, b) in self.imbalances().items()}
 
     def conserved_scale(self) -> dict[str, Array]:
         """The size of the terms that form each conserved quantity (same keys and shapes as
@@ -28,8 +35,11 @@ class AbstractModel(eqx.Module):
         (`FlowSolution.conserved_drift`).
 
         For an imbalance $A - B$ it is $|A| + |B|$, so that a balanced start ($A = B$, the
-        quantity zero up to rounding) still has a meaningful scale. The default, for
-        quantities that are not differences, is $|c|$."""
+        quantity zero up to rounding) still has a meaningful scale. For quantities that are
+        not differences it is $|c|$."""
+        terms = self.imbalances()
+        if terms:
+            return {k: jnp.abs(a) + jnp.abs(b) for k, (a, b) in terms.items()}
         return jax.tree_util.tree_map(jnp.abs, self.conserved())
 
     def predictor_magnitude(self) -> Float[Array, "..."] | None:

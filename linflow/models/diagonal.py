@@ -118,8 +118,5 @@ class HadamardNet(AbstractModel):
     def predictor(self) -> Float[Array, " d"]:
         return self.u * self.v
 
-    def conserved(self) -> dict[str, Array]:
-        return {"u^2-v^2": self.u**2 - self.v**2}
-
-    def conserved_scale(self) -> dict[str, Array]:
-        return {"u^2-v^2": self.u**2 + self.v**2}
+    def imbalances(self) -> dict[str, tuple[Array, Array]]:
+        return {"u^2-v^2": (self.u**2, self.v**2)}

@@ -45,11 +45,8 @@ class TwoLayer(AbstractModel):
     def predictor(self) -> Float[Array, "D m"]:
         return self.U @ self.V.T
 
-    def conserved(self) -> dict[str, Array]:
-        return {"imbalance": self.U.T @ self.U - self.V.T @ self.V}
-
-    def conserved_scale(self) -> dict[str, Array]:
-        return {"imbalance": jnp.abs(self.U.T @ self.U) + jnp.abs(self.V.T @ self.V)}
+    def imbalances(self) -> dict[str, tuple[Array, Array]]:
+        return {"imbalance": (self.U.T @ self.U, self.V.T @ self.V)}
 
 
 class Symmetric(AbstractModel):
@@ -108,17 +105,12 @@ class DeepLinear(AbstractModel):
             out = w @ out
         return out
 
-    def conserved(self) -> dict[str, Array]:
+    def imbalances(self) -> dict[str, tuple[Array, Array]]:
         return {
-            f"imbalance_{i + 1}": self.layers[i + 1].T @ self.layers[i + 1]
-            - self.layers[i] @ self.layers[i].T
-            for i in range(len(self.layers) - 1)
-        }
-
-    def conserved_scale(self) -> dict[str, Array]:
-        return {
-            f"imbalance_{i + 1}": jnp.abs(self.layers[i + 1].T @ self.layers[i + 1])
-            + jnp.abs(self.layers[i] @ self.layers[i].T)
+            f"imbalance_{i + 1}": (
+                self.layers[i + 1].T @ self.layers[i + 1],
+                self.layers[i] @ self.layers[i].T,
+            )
             for i in range(len(self.layers) - 1)
         }
 

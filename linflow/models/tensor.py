@@ -386,8 +386,7 @@ class TensorNet(AbstractModel):
             out = W @ out
         return out
 
-    def _imbalance_terms(self) -> dict[str, tuple[Array, Array]]:
-        """Each conserved imbalance as its two terms $(A, B)$, the quantity being $A - B$."""
+    def imbalances(self) -> dict[str, tuple[Array, Array]]:
         L = self.depth
         out = {}
         if self.kind == "diagonal":
@@ -412,12 +411,6 @@ class TensorNet(AbstractModel):
         W, w = self.layers[L - 2], self.layers[L - 1]
         out[f"imbalance_{L - 1}"] = (W.T @ W, jnp.outer(w, w))
         return out
-
-    def conserved(self) -> dict[str, Array]:
-        return {k: a - b for k, (a, b) in self._imbalance_terms().items()}
-
-    def conserved_scale(self) -> dict[str, Array]:
-        return {k: jnp.abs(a) + jnp.abs(b) for k, (a, b) in self._imbalance_terms().items()}
 
 
 def is_even(v) -> bool:
