@@ -29,8 +29,9 @@ def _first_within(steps, errs, eps):
     return int(steps[hit[0]]) if hit.size else None
 
 
-def _relative_error(pred, target):
-    return float(jnp.linalg.norm(pred - target)) / float(jnp.linalg.norm(target))
+def _relative_errors(preds, target):
+    """Relative distances to `target` of one predictor or a stack of them (leading axis)."""
+    return np.asarray(jnp.linalg.norm(preds - target, axis=-1) / jnp.linalg.norm(target))
 
 
 def flow_to(prob, model, target, eps):
@@ -49,22 +50,20 @@ def flow_to(prob, model, target, eps):
             return lf.flow(model, prob, stop=stop, solver=solver).final.predictor()
 
         beta, _ = timed(run)  # compile
-        err = _relative_error(beta, target)
+        err = float(_relative_errors(beta, target))
         if err <= eps:
             _, t = timed(run, repeat=3)
             return t, err, stop_rtol
     return None
 
 
-def equal_accuracy(prob, model, target, floor_per_eta, epsilons, cap, num_saves):
+def equal_accuracy(prob, model, target, t_end, floor_per_eta, epsilons, cap, num_saves):
     """For each eps: the flow tuned to eps (`flow_to`) and GD at the largest step size
-    eta = eps / (f c), f = 2 then 4, that gets within eps of `target` (see module doc)."""
+    eta = eps / (f c), f = 2 then 4, that gets within eps of `target` (see module doc).
+    `t_end`: the default flow's stopping time."""
     # The flow's own path tells how long (in flow time t = k eta) GD must run.
-    t_end = float(lf.flow(model, prob).t_final)
     ts = np.geomspace(1e-3 * t_end, t_end, 400)
-    path = lf.flow(model, prob, saveat=lf.SaveAt(ts=ts)).predictors
-    flow_errs = np.asarray(jnp.linalg.norm(path - target[None], axis=1))
-    flow_errs = flow_errs / float(jnp.linalg.norm(target))
+    flow_errs = _relative_errors(lf.flow(model, prob, saveat=lf.SaveAt(ts=ts)).predictors, target)
     rows = []
     for eps in epsilons:
         tuned = flow_to(prob, model, target, eps)
@@ -87,8 +86,7 @@ def equal_accuracy(prob, model, target, floor_per_eta, epsilons, cap, num_saves)
 
             timed(run_gd, np.minimum(save, 10))  # compile: same shapes, 10 steps
             preds, t_gd = timed(run_gd, save)
-            errs = np.asarray(jnp.linalg.norm(preds - target[None], axis=1))
-            errs = errs / float(jnp.linalg.norm(target))
+            errs = _relative_errors(preds, target)
             k = _first_within(save, errs, eps)
             if k is None:
                 row.update(status="not reached", gd_best_error=float(errs.min()))
@@ -131,14 +129,14 @@ def main():
     for alpha in alphas:
         model = lf.DiagonalNet.unbiased(d, alpha)
         target = lf.limits.hypentropy_minimiser(prob.X, prob.Y, alpha)
-        scale = float(jnp.linalg.norm(target))
 
         def run_flow(m=model):
-            return lf.flow(m, prob).final.predictor()
+            sol = lf.flow(m, prob)
+            return sol.final.predictor(), sol.t_final
 
         timed(run_flow)  # compile
-        beta, t_flow = timed(run_flow, repeat=3)
-        err_flow = float(jnp.linalg.norm(beta - target)) / scale
+        (beta, t_end), t_flow = timed(run_flow, repeat=3)
+        err_flow = float(_relative_errors(beta, target))
         for eta in etas:
             save = lf._gd.default_save_steps(cap, 96)
 
@@ -147,7 +145,7 @@ def main():
 
             timed(run_gd)  # compile
             preds, t_gd = timed(run_gd)
-            errs = np.asarray(jnp.linalg.norm(preds - target[None], axis=1)) / scale
+            errs = _relative_errors(preds, target)
             best = float(errs.min())
             goal = max(err_flow, best)
             k_goal = int(save[np.argmax(errs <= goal * (1 + 1e-9))])
@@ -187,7 +185,7 @@ def main():
         c = small["gd_best_error"] / small["eta"]
         print(f"alpha={alpha:g}: equal accuracy (GD floor ~ {c:.2g} eta)")
         for row in equal_accuracy(
-            prob, model, target, c, epsilons, eq_cap, 64 if args.quick else 400
+            prob, model, target, float(t_end), c, epsilons, eq_cap, 64 if args.quick else 400
         ):
             eq_rows.append(dict(alpha=alpha, floor_per_eta=c, flow_default_time_s=t_flow, **row))
     import matplotlib
