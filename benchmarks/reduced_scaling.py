@@ -58,9 +58,7 @@ def main():
                 row[f"{form}_status"] = sol.status
                 row[f"{form}_solver"] = sol.solver
                 row[f"{form}_fallback_steps"] = int(sol.stats.get("fallback_steps", 0))
-                row[f"{form}_error"] = float(
-                    jnp.linalg.norm(sol.final.predictor() - target) / scale
-                )
+                row[f"{form}_error"] = float(jnp.linalg.norm(sol.final_predictor - target) / scale)
             rows.append(row)
             print(
                 f"d={d:>8d} alpha={alpha:<6g} minimiser {t_lim:7.3f}s | reduced "

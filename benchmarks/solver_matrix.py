@@ -98,7 +98,7 @@ def main():
                     )
                     if limit is not None and sol.status == "converged":
                         want = limit(sol.final)
-                        err = jnp.linalg.norm(sol.final.predictor() - want) / jnp.linalg.norm(want)
+                        err = jnp.linalg.norm(sol.final_predictor - want) / jnp.linalg.norm(want)
                         row.update(limit_error=float(err))
                 except Exception as e:  # a benchmark records failures instead of stopping
                     row.update(status=f"error: {type(e).__name__}")

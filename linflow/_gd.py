@@ -107,6 +107,7 @@ def gd(
         models=models,
         losses=losses,
         final=final,
+        final_predictor=final.predictor(),
         t_final=k_final.astype(dtype) * clock,
         residual=problem.relative_excess(final.predictor()),
         result=result,
@@ -135,7 +136,8 @@ def _run(model, problem, opt, lr, save_steps, stop):
         if stop is None:
             return jnp.asarray(False)
         model = eqx.combine(p, static)
-        return problem.relative_excess(model.predictor()) <= excess_tolerance(stop, problem, model)
+        tol = excess_tolerance(stop, problem, model.predictor_magnitude())
+        return problem.relative_excess(model.predictor()) <= tol
 
     def bad(loss):
         return ~jnp.isfinite(loss)

@@ -8,7 +8,7 @@ from .models._base import AbstractModel
 
 
 class FlowSolution(eqx.Module):
-    """The record of a run of `linflow.flow` (or of `linflow.gd`, which returns the same
+    r"""The record of a run of `linflow.flow` (or of `linflow.gd`, which returns the same
     record so that the two compare directly).
 
     **Fields:**
@@ -18,8 +18,13 @@ class FlowSolution(eqx.Module):
     - `losses`: the training loss at each saved time, shape `(T,)`.
     - `final`: the model at the end of the run (the steady state when `result` is
       `RESULTS.converged`).
+    - `final_predictor`: the predictor at the end of the run. For a flow in a reduced form
+      it is computed from the integrated state without the cancellation of
+      `final.predictor()` (e.g. $w_+^D - w_-^D$ with $w_\pm \approx \alpha = 100$ loses
+      $\log_{10}\alpha^D$ digits to rounding); otherwise it equals `final.predictor()`.
     - `t_final`: the time at which the run ended.
-    - `residual`: the problem's relative excess loss at `final` (the accuracy achieved).
+    - `residual`: the problem's relative excess loss at `final_predictor` (the accuracy
+      achieved).
     - `result`: a `linflow.RESULTS` saying why the run ended.
     - `stats`: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `max_steps`; with a
       `linflow.Fallback` also `fallback_steps` (the steps taken by its second solver).
@@ -34,6 +39,7 @@ class FlowSolution(eqx.Module):
     models: AbstractModel
     losses: Float[Array, " times"]
     final: AbstractModel
+    final_predictor: Float[Array, "..."]
     t_final: Float[Array, ""]
     residual: Float[Array, ""]
     result: RESULTS

@@ -35,6 +35,16 @@ class AbstractFlowSystem(eqx.Module):
     def state_size(self) -> int:
         return sum(x.size for x in jax.tree.leaves(eqx.filter(self.initial_state(), eqx.is_array)))
 
+    def predictor(self, y):
+        """The model's predictor at state `y` (default: `to_model(y).predictor()`; reduced
+        forms override it with a formula that avoids the model's cancellation)."""
+        return self.to_model(y).predictor()
+
+    def predictor_magnitude(self, y):
+        """The rounding scale of `predictor(y)` (`AbstractModel.predictor_magnitude`), or
+        `None`: the steady-state stop keeps its tolerance above the floor it implies."""
+        return self.to_model(y).predictor_magnitude()
+
     def state_scale(self):
         """The size the state reaches along the flow where rounding makes componentwise
         relative error control meaningless (see `DualFlowSystem.state_scale`), or `None`.

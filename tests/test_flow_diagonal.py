@@ -86,26 +86,54 @@ def test_small_alpha_tends_to_min_l1_and_large_alpha_to_min_l2(getkey):
 
 
 @pytest.mark.parametrize("alpha", [1e3, 1e4])
-def test_large_scale_flow_stops_at_the_rounding_floor_of_the_predictor(getkey, alpha):
-    # beta = w+^2 - w-^2 with w+- ~ alpha is known only to about u * ||w+^2 + w-^2||: the
-    # 1e-10 stop is below that floor at these scales, so Converged must use the floor (else
-    # max_steps is reached), and the limit must be the Q_alpha minimiser to that accuracy.
+def test_large_scale_descent_stops_at_the_rounding_floor_of_the_predictor(getkey, alpha):
+    # With the parameters as the state (gradient descent here), beta = w+^2 - w-^2 with
+    # w+- ~ alpha is known only to about u * ||w+^2 + w-^2||: the 1e-10 stop is below that
+    # floor at these scales, so Converged must use the floor (else the step cap is reached),
+    # and the limit must be the Q_alpha minimiser to that accuracy (kernel regime: GD at
+    # eta = 1 / (8 alpha^2 lambda_max(XX^T)) ends where the flow does, up to O(1/alpha^2)).
     prob = _problem(getkey(), n=10, d=25, sparsity=2)
     model = lf.DiagonalNet.unbiased(25, alpha)
-    sol = lf.flow(model, prob)  # throw=True: raises unless converged
-    assert sol.converged
+    lam = float(np.linalg.eigvalsh(np.asarray(prob.X @ prob.X.T)).max())
+    sol = lf.gd(model, prob, 1 / (8 * alpha**2 * lam), steps=20_000, stop=lf.Converged())
+    assert sol.converged and int(sol.stats["num_steps"]) < 20_000
     beta_q = lf.limits.hypentropy_minimiser(prob.X, prob.Y, alpha)
     m = sol.final.predictor_magnitude()
     magnitude = float(jnp.linalg.norm(m))
-    tol = max(1e-10, float(prob.excess_floor(m)))
+    tol = float(prob.excess_floor(m))
+    assert tol > 1e-10  # the floor is what stopped it
     assert float(sol.residual) <= tol
     # Stopping at relative excess `tol` leaves beta within tol * ||y|| / sigma_min(X) of the
-    # interpolating set (the dual state fixes the point on it); add the predictor's rounding.
+    # interpolating set (the kernel-regime path fixes the point on it); add the predictor's
+    # rounding.
     sigma_min = np.linalg.svd(np.asarray(prob.X), compute_uv=False)[-1]
     bound = tol * float(jnp.linalg.norm(prob.Y)) / sigma_min + 20 * 2.3e-16 * magnitude
     err = float(jnp.linalg.norm(sol.final.predictor() - beta_q))
     assert err <= bound
     assert bound / float(jnp.linalg.norm(beta_q)) < 1e-4  # the check is not vacuous
+
+
+@pytest.mark.parametrize("depth, alpha", [(2, 1e4), (3, 100.0), (4, 100.0), (5, 100.0)])
+def test_reduced_flow_at_large_scale_reaches_the_limit_below_the_parameters_rounding(
+    getkey, depth, alpha
+):
+    # The reduced form's predictor has no cancellation, so the stop holds the requested 1e-10
+    # (no rounding floor: at depth 5, alpha = 100 the model's w+^5 - w-^5 ~ 1e10 - 1e10 floors
+    # at a relative excess ~1e-4), and `final_predictor` reaches the Q^D_alpha minimiser
+    # (Woodworth et al. 2020, Thm 1 / Thm 3) to the 1e-8.
+    prob = _problem(getkey(), n=10, d=25, sparsity=2)
+    model = lf.DiagonalNet.unbiased(25, alpha, depth=depth)
+    sol = lf.flow(model, prob)
+    assert sol.form == "reduced" and sol.converged
+    assert float(sol.residual) <= 1e-10
+    assert float(prob.excess_floor(model.predictor_magnitude())) > 1e-10  # the floor it avoids
+    beta_q = lf.limits.hypentropy_minimiser(prob.X, prob.Y, alpha, depth=depth)
+    err = jnp.linalg.norm(sol.final_predictor - beta_q) / jnp.linalg.norm(beta_q)
+    assert float(err) <= 1e-8
+    # The parameters themselves hold the limit up to the predictor's rounding.
+    m = jnp.linalg.norm(sol.final.predictor_magnitude())
+    bound = float(jnp.linalg.norm(sol.final_predictor - beta_q) + 20 * 2.3e-16 * m)
+    assert float(jnp.linalg.norm(sol.final.predictor() - beta_q)) <= bound
 
 
 @pytest.mark.parametrize("depth", [3, 4])
@@ -135,6 +163,48 @@ def test_reduced_predictor_keeps_full_accuracy_at_a_large_balanced_scale(depth):
     scale = np.linalg.norm(exact)
     assert np.linalg.norm(got - exact) / scale <= 1e-14
     assert np.linalg.norm(plain - exact) / scale > 1e-10  # the check is not vacuous
+
+
+@pytest.mark.parametrize("alpha", [1e3, 1e-2])
+def test_depth5_reduced_predictor_is_accurate_across_its_domain(alpha):
+    # Depth 5 (p = 5/3, not an integer): w_pm^5 = (a -+ 15 s)^(-5/3), a = alpha^-3, checked in
+    # 60-digit decimal arithmetic over the whole domain |15 s| < a, from s = 0 (at alpha = 1e3
+    # a large balanced scale, where the plain difference cancels) to next to the boundary
+    # (u / v down to 1e-9: the support of a small-scale flow), and beyond it, where the
+    # predictor must stay finite (the clamped wall). Near the boundary, forming u = a - 15 s
+    # in floating point alone costs a relative error ~ p eps a / u in beta (the conditioning of
+    # the path in s): the bound allows twice that, where the shifted form's 1 + (u - v) / v
+    # lost another factor v / u (up to 2e9 here).
+    from decimal import Decimal, getcontext
+
+    from linflow._reduced import DualFlowSystem
+
+    getcontext().prec = 60
+    model = lf.DiagonalNet.unbiased(1, alpha, 5)
+    a = float(model.w_plus[0] ** -3)
+    frac = np.concatenate([-np.logspace(-9, -1, 9), np.logspace(-9, -1, 9)])
+    s = np.concatenate([frac * 1e-6, np.sign(frac) * (1 - np.abs(frac))]) * a / 15
+    third = Decimal(5) / Decimal(3)
+
+    def power(x):
+        return (-third * x.ln()).exp()
+
+    exact = np.array(
+        [
+            float(power(Decimal(a) - 15 * Decimal(x)) - power(Decimal(a) + 15 * Decimal(x)))
+            for x in s
+        ]
+    )
+    u, v = a - 15 * s, a + 15 * s  # (their rounding is far below the bound below)
+    eps = np.finfo(np.float64).eps
+    bound = 8 * eps + 2 * eps * (5 / 3) * (a / u + a / v)
+    system = DualFlowSystem(model, jnp.eye(1))
+    got = np.asarray(jax.vmap(lambda x: system.predictor(x[None])[0])(jnp.asarray(s)))
+    err = np.abs(got - exact) / np.abs(exact)
+    assert np.all(err <= bound)
+    assert np.all(bound[:18] < 1e-14)  # at the balanced scale: full accuracy
+    outside = jnp.asarray([1.5, -1.5, 10.0]) * a / 15
+    assert np.all(np.isfinite(np.asarray(jax.vmap(lambda x: system.predictor(x[None]))(outside))))
 
 
 @pytest.mark.parametrize("depth", [2, 3])
