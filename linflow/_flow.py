@@ -224,7 +224,13 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
             tnext, _ = controller.init(
                 term, t0, t1, y_start, None, problem, c.solver.func, c.solver.error_order(term)
             )
-            dt0 = jax.lax.stop_gradient(tnext - t0)
+            dt0 = tnext - t0
+            # The rule probes the field at y0 + h f(y0); a probe off the model's domain can
+            # make it NaN, and a NaN step size would be rejected forever: start from the
+            # problem's time scale instead and let the controller adapt.
+            ok_dt0 = jnp.isfinite(dt0) & (dt0 > 0)
+            dt0 = jnp.where(ok_dt0, dt0, 1e-3 * problem.time_scale())
+            dt0 = jax.lax.stop_gradient(dt0)
         sol = diffrax.diffeqsolve(
             term,
             c.solver,

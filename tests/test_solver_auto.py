@@ -127,3 +127,21 @@ def test_fallback_rejects_bad_arguments():
         lf.Fallback(diffrax.Tsit5(), good)
     with pytest.raises(ValueError, match="budget"):
         lf.Fallback(good, good, budget=0)
+
+
+class _NaNFirstStep(diffrax.PIDController):
+    """A controller whose first-step rule fails (as when its probe point y0 + h f(y0) leaves
+    the model's domain and the field there is NaN)."""
+
+    def init(self, terms, t0, t1, y0, dt0, *args):
+        t, state = super().init(terms, t0, t1, y0, dt0, *args)
+        return (t * jnp.nan if dt0 is None else t), state
+
+
+def test_a_failed_first_step_rule_does_not_stall_the_flow(sparse):
+    # A NaN first step size is rejected forever (every one of max_steps steps): the engine
+    # starts from the problem's time scale instead, and the flow reaches the Q_alpha minimiser.
+    choice = lf.SolverChoice(diffrax.Dopri8(), controller=_NaNFirstStep(rtol=1e-10, atol=1e-30))
+    sol = lf.flow(lf.DiagonalNet.unbiased(D, 0.5), sparse, solver=choice, max_steps=5_000)
+    want = lf.limits.hypentropy_minimiser(sparse.X, sparse.Y, 0.5)
+    assert _rel(sol.final_predictor, want) <= 1e-8
