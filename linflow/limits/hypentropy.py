@@ -695,14 +695,43 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     # the solve costs O(N^3), not an SVD of the N x d matrix.
     n = X.shape[0]
 
+    def least_squares_qr(A, rhs, m):
+        # A's first m columns are X_S, the rest zero (gaps sorted): Householder QR leaves the
+        # zero columns' part of R zero, so R[:m, :m] is X_S's factor. O(N k^2), k = A's
+        # width, against an SVD of an N x N block (0.14 s at N = 1000).
+        q, r = jnp.linalg.qr(A)
+        k = A.shape[1]
+        first = jnp.arange(k) < m
+        diag = jnp.abs(jnp.diagonal(r))
+        rank = jnp.sum(first & (diag > n * eps * jnp.max(diag)))
+        r = r + jnp.diag(jnp.where(first, 0.0, 1.0))
+        b = jnp.where(first[:, None], q.T @ rhs, 0.0)
+        safe = jnp.where(rank == m, r, jnp.eye(k, dtype=r.dtype))
+        return jax.scipy.linalg.solve_triangular(safe, b), rank.astype(m.dtype)
+
+    def least_squares_svd(A, rhs, m):
+        sol, _, rank, _ = jnp.linalg.lstsq(A, rhs)
+        return sol, rank.astype(m.dtype)
+
     def support_solution():
+        # The gaps sorted: S (gap < _SUPPORT_GAP) is a prefix of idx.
         idx = jnp.argsort(gap)[:n]
         in_s = on_s[idx]
+        m = jnp.sum(on_s)
         Xk = X[:, idx] * in_s[None, :]
         beta_off = jnp.where(on_s, 0.0, beta)
         delta_off = jnp.where(on_s, 0.0, delta)
         rhs = jnp.stack([y - X @ beta_off, X @ delta_off], axis=1)
-        sol, _, rank, _ = jnp.linalg.lstsq(Xk, rhs)
+        small = max(1, n // 4)
+        if small < n:
+            # Typical supports are sparse: a QR of the first n/4 sorted columns.
+            def narrow():
+                sol, rank = least_squares_qr(Xk[:, :small], rhs, m)
+                return jnp.zeros((n, 2), sol.dtype).at[:small].set(sol), rank
+
+            sol, rank = jax.lax.cond(m <= small, narrow, lambda: least_squares_svd(Xk, rhs, m))
+        else:
+            sol, rank = least_squares_svd(Xk, rhs, m)
         beta_sup = beta_off.at[idx].add(jnp.where(in_s, sol[:, 0], 0.0))
         res_sup = jnp.linalg.norm(X @ beta_sup - y) / ynorm
         full_rank = (rank == jnp.sum(on_s)) & (jnp.sum(on_s) <= n)
