@@ -85,6 +85,7 @@ _MAX_BACKTRACK = 60
 _MAX_IDLE = 6
 _SUPPORT_GAP = 1e-4
 _MAX_CG = 200
+_TRUNCATE = 1e-6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def _direction_cholesky(X, curv, g):
     return step, jnp.array(0)
 
 
-def _direction_cg(X, colsq, curv, g, ynorm, rank):
+def _direction_cg(X, colsq, curv, g, ynorm, rank, XT=None):
     r"""An inexact Newton step by preconditioned conjugate gradients (`lineax.CG`): $O(Nd)$ per
     iteration, no $N\times N$ Hessian.
 
@@ -416,19 +417,28 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank):
     is close to a multiple of the identity. The forcing term $\min(10^{-1},
     \sqrt{\|g\|/\|y\|})$ keeps Newton superlinear; CG iterates from 0 are descent directions,
     so the line search stays valid even when CG stops at its step cap.
+
+    Where the $2N$ largest contributions hold all but $10^{-6}$ of the Hessian's trace (small
+    $\alpha$: curvatures spread over many orders of magnitude) and $d > 4N$, CG multiplies by
+    $X_K\operatorname{diag}(\psi''_K)X_K^\top + \mu_R I$ instead, the $K = 2N$ top columns
+    exactly and the rest by their mean $\mu_R$: each iteration reads $2N$ columns instead of
+    $d$. The gradient stays exact, so the Newton iteration converges to the same point; the
+    Hessian's error only slows it from quadratic to a linear rate of about its relative size.
     """
-    n = X.shape[0]
+    n, d = X.shape
     contrib = curv * colsq
-    top, idx = jax.lax.top_k(contrib, rank)
-    U = X[:, idx] * jnp.sqrt(curv[idx])[None, :]
     total = jnp.sum(contrib)
+    keep = 2 * n if (d > 4 * n and XT is not None) else None
+    if keep is None:
+        top, idx = jax.lax.top_k(contrib, rank)
+    else:
+        top_keep, idx_keep = jax.lax.top_k(contrib, keep)
+        top, idx = top_keep[:rank], idx_keep[:rank]
+    U = X[:, idx] * jnp.sqrt(curv[idx])[None, :]
     mu = jnp.maximum(total - jnp.sum(top), 1e-6 * total) / n
     small = mu * jnp.eye(rank, dtype=X.dtype) + U.T @ U
     chol = jax.scipy.linalg.cho_factor(small)
     structure = jax.ShapeDtypeStruct((n,), X.dtype)
-    hess = lx.FunctionLinearOperator(
-        lambda v: X @ (curv * (v @ X)), structure, tags=lx.positive_semidefinite_tag
-    )
     precond = lx.FunctionLinearOperator(
         lambda v: (v - U @ jax.scipy.linalg.cho_solve(chol, U.T @ v)) / mu,
         structure,
@@ -438,8 +448,26 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank):
     solver = lx.CG(
         rtol=forcing, atol=forcing * jnp.max(jnp.abs(g)), norm=lxi.max_norm, max_steps=_MAX_CG
     )
-    sol = lx.linear_solve(hess, -g, solver, options={"preconditioner": precond}, throw=False)
-    return sol.value, sol.stats["num_steps"], sol.result == lx.RESULTS.successful
+
+    def solve(matvec):
+        hess = lx.FunctionLinearOperator(matvec, structure, tags=lx.positive_semidefinite_tag)
+        options = {"preconditioner": precond}
+        sol = lx.linear_solve(hess, -g, solver, options=options, throw=False)
+        return sol.value, sol.stats["num_steps"], sol.result == lx.RESULTS.successful
+
+    def full():
+        return solve(lambda v: X @ (curv * (v @ X)))
+
+    if keep is None:
+        return full()
+
+    def truncated():
+        # Rows of X^T: a contiguous gather (columns of a row-major X are strided).
+        XTk, ck = XT[idx_keep], curv[idx_keep]
+        mu_rest = (total - jnp.sum(top_keep)) / n
+        return solve(lambda v: (ck * (XTk @ v)) @ XTk + mu_rest * v)
+
+    return jax.lax.cond(total - jnp.sum(top_keep) <= _TRUNCATE * total, truncated, full)
 
 
 def _precond_rank(newton_solve, n, d):
@@ -464,7 +492,7 @@ def _dual_point(X, y, nu, logc, w0, D):
     return s, beta, curv, F
 
 
-def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0):
+def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0, XT=None):
     """Damped Newton on $F(\\nu)$ from `nu0`.
 
     `precond_rank=None`: exact Newton steps by Cholesky; an integer: inexact steps by
@@ -534,7 +562,7 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
                 return _direction_cholesky(X, curv, g)[0], jnp.zeros_like(num_cg), jnp.array(True)
 
             def inexact_step():
-                step, n, ok = _direction_cg(X, colsq, curv, g, ynorm, precond_rank)
+                step, n, ok = _direction_cg(X, colsq, curv, g, ynorm, precond_rank, XT)
                 n = n.astype(num_cg.dtype)
                 return jax.lax.cond(
                     ok & jnp.all(jnp.isfinite(step)),
@@ -613,6 +641,9 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     eps = jnp.finfo(dtype).eps
     ynorm = jnp.linalg.norm(y)
     absX = jnp.abs(X)
+    n, d = X.shape
+    # X^T as its own array for the CG steps' truncated Hessian (`_direction_cg`).
+    XT = X.T if (precond_rank is not None and d > 4 * n) else None
     # Kernel-regime starting scale: where c^D exceeds the size of any single-feature fit, the
     # potential is close to quadratic and Newton from nu = 0 converges in a few steps.
     col2 = jnp.sum(X**2, axis=0)
@@ -653,7 +684,7 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
         # alpha that stops at the Newton step cap is continued by the next one.
         tol = jnp.where(la > log_a, _STAGE_TOL, 0.0)
         new, k, c, settled, resolved = _newton(
-            X, absX, col2, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol
+            X, absX, col2, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol, XT
         )
         return (nu, la_cur, new, la, steps + k, cg + c, settled, settled & resolved, i + 1)
 
