@@ -7,45 +7,16 @@ excess nuclear norm ||M||_* - ||Y*||_* (rich regime: ~0) and the RMS change of t
 entries from U(0)V(0)^T (kernel regime: ~0), averaged over seeds. The transition sits at
 alpha^2 k ~ 1; as k grows at fixed alpha^2 k, G(0) -> alpha^2 k I (fluctuations
 ~ alpha^2 sqrt(k)), so the curves converge to a deterministic limit and the seed spread shrinks.
-
-Uses `linflow.MatrixCompletion` when it exists, else a local completion problem.
 """
 
 import time
 
-import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from _common import parse, write
 
 import linflow as lf
 from linflow.lifted import LiftedTwoLayer
-
-
-class _Completion(lf.AbstractProblem):
-    """1/2 sum over observed (i, j) of (M_ij - Y*_ij)^2."""
-
-    rows: jax.Array
-    cols: jax.Array
-    values: jax.Array
-    shape: tuple[int, int]
-
-    def loss(self, predictor):
-        return 0.5 * jnp.sum((predictor[self.rows, self.cols] - self.values) ** 2)
-
-    def predictor_shape(self):
-        return self.shape
-
-    def reference_loss(self):
-        return 0.5 * jnp.sum(self.values**2)
-
-
-def make_problem(rows, cols, values, d):
-    cls = getattr(lf, "MatrixCompletion", None)
-    if cls is not None:
-        return cls(rows, cols, values, (d, d)), "linflow.MatrixCompletion"
-    return _Completion(jnp.asarray(rows), jnp.asarray(cols), values, (d, d)), "local"
 
 
 def main():
@@ -59,7 +30,7 @@ def main():
     Ystar = jr.normal(ku, (d, 1)) @ jr.normal(kv, (1, d))
     flat = np.asarray(jr.choice(ko, d * d, (N,), replace=False))
     rows, cols = flat // d, flat % d
-    problem, source = make_problem(rows, cols, Ystar[rows, cols], d)
+    problem = lf.MatrixCompletion(rows, cols, Ystar[rows, cols], (d, d))
     unobserved = np.ones((d, d), bool)
     unobserved[rows, cols] = False
     nuc_star = float(np.linalg.norm(np.asarray(Ystar), "nuc"))
@@ -102,9 +73,7 @@ def main():
                 f"converged {sum(ok)}/{seeds}, steps {max(steps)}"
             )
     elapsed = time.perf_counter() - t_start
-    print(
-        f"{len(widths) * len(ratios) * seeds} lifted flows in {elapsed:.1f} s (problem: {source})"
-    )
+    print(f"{len(widths) * len(ratios) * seeds} lifted flows in {elapsed:.1f} s")
 
     # Where the transition sits: the alpha^2 k at which the RMS change of the unobserved entries
     # falls to half its rich-regime (smallest alpha^2 k) value, per k, and how sharp it is
@@ -174,7 +143,7 @@ def main():
             widths=widths,
             alpha2k=list(map(float, ratios)),
             seeds=seeds,
-            problem=source,
+            problem="linflow.MatrixCompletion",
             results=results,
             elapsed_s=elapsed,
             transitions={str(k): v for k, v in transitions.items()},

@@ -19,56 +19,6 @@ TS = jnp.array([0.0, 0.05, 0.3, 1.0, 2.5, 5.0])
 REL = 1e-9
 
 
-class _Sensing(lf.AbstractProblem):
-    """Matrix sensing 1/2 sum_n (<A_n, M> - y_n)^2, defined here so the test does not depend
-    on `linflow.MatrixSensing` (added on another branch)."""
-
-    A: jax.Array
-    y: jax.Array
-
-    def loss(self, predictor):
-        return 0.5 * jnp.sum((jnp.einsum("nij,ij->n", self.A, predictor) - self.y) ** 2)
-
-    def predictor_shape(self):
-        return tuple(self.A.shape[1:])
-
-    def reference_loss(self):
-        return 0.5 * jnp.sum(self.y**2)
-
-
-class _Completion(lf.AbstractProblem):
-    """Matrix completion 1/2 sum_(i,j) observed (M_ij - value)^2 (local, see `_Sensing`)."""
-
-    rows: jax.Array
-    cols: jax.Array
-    values: jax.Array
-    shape: tuple[int, int]
-
-    def loss(self, predictor):
-        return 0.5 * jnp.sum((predictor[self.rows, self.cols] - self.values) ** 2)
-
-    def predictor_shape(self):
-        return self.shape
-
-    def reference_loss(self):
-        return 0.5 * jnp.sum(self.values**2)
-
-
-class _SymmetricTarget(lf.AbstractProblem):
-    """1/2 ||Y - M||_F^2 for a square Y (Tarmoun et al. 2021, eq. (3))."""
-
-    Y: jax.Array
-
-    def loss(self, predictor):
-        return 0.5 * jnp.sum((predictor - self.Y) ** 2)
-
-    def predictor_shape(self):
-        return tuple(self.Y.shape)
-
-    def reference_loss(self):
-        return 0.5 * jnp.sum(self.Y**2)
-
-
 def _twolayer(key, D, m, h, scale=0.4):
     ku, kv = jr.split(key)
     return lf.TwoLayer(scale * jr.normal(ku, (D, h)), scale * jr.normal(kv, (m, h)))
@@ -118,7 +68,7 @@ def test_lifted_regression_matches_twolayer(getkey, D, n, m, h, rank, form):
 
 def test_lifted_sensing_matches_twolayer(getkey):
     d1, d2, N, k = 4, 3, 8, 6
-    problem = _Sensing(jr.normal(getkey(), (N, d1, d2)) / 3, jr.normal(getkey(), (N,)))
+    problem = lf.MatrixSensing(jr.normal(getkey(), (N, d1, d2)) / 3, jr.normal(getkey(), (N,)))
     model = _twolayer(getkey(), d1, d2, k)
     _assert_same_path(model, LiftedTwoLayer.from_model(model), problem, "lifted")
 
@@ -127,7 +77,7 @@ def test_lifted_completion_matches_twolayer(getkey):
     d, k = 5, 4
     idx = np.array([(0, 0), (0, 3), (1, 1), (2, 4), (3, 2), (4, 0), (4, 4), (1, 3), (2, 2)])
     values = jr.normal(getkey(), (len(idx),))
-    problem = _Completion(jnp.asarray(idx[:, 0]), jnp.asarray(idx[:, 1]), values, (d, d))
+    problem = lf.MatrixCompletion(idx[:, 0], idx[:, 1], values, (d, d))
     model = _twolayer(getkey(), d, d, k, scale=0.5)
     _assert_same_path(model, LiftedTwoLayer.from_model(model), problem, "lifted")
 
@@ -135,7 +85,7 @@ def test_lifted_completion_matches_twolayer(getkey):
 def test_lifted_symmetric_matches_symmetric(getkey):
     n, k = 4, 3
     B = jr.normal(getkey(), (n, n))
-    problem = _SymmetricTarget(B @ B.T / n)
+    problem = lf.Factorization(B @ B.T / n)
     model = lf.Symmetric(0.4 * jr.normal(getkey(), (n, k)))
     _assert_same_path(model, LiftedSymmetric.from_model(model), problem, "lifted")
 
