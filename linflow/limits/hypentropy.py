@@ -40,7 +40,9 @@ Newton step towards it overshoots by orders of magnitude at small $\alpha$). Eac
 step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
 problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`) preconditioned
 with the columns of largest curvature kept exactly and the rest replaced by their mean
-(`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step; where CG
+(`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step (and
+$O(N^2)$ where the curvature is concentrated enough to truncate the Hessian to its $2N$
+largest columns plus the rest's mean, at small $\alpha$ with $d > 4N$); where CG
 stalls at its step cap (dense targets with $d \approx 2N$) the stage switches to exact steps.
 The Cholesky factor carries a ridge of $N u$ on the unit diagonal of the Jacobi-scaled Hessian,
 whose condition number can exceed $1/u$ at small $\alpha$. All
@@ -723,8 +725,8 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
     # X_S beta_S = y - X_{S^c} beta_{S^c}, unique when X_S has full column rank.
     on_s = gap < _SUPPORT_GAP
     # |S| <= N is needed for a unique beta_S; gather the N smallest gaps into an N x N block so
-    # the solve costs O(N^3), not an SVD of the N x d matrix.
-    n = X.shape[0]
+    # the solve costs O(N^3) at most (O(N^3 / 16) when |S| <= N / 4), not an SVD of the
+    # N x d matrix.
 
     def least_squares_qr(A, rhs, m):
         # A's first m columns are X_S, the rest zero (gaps sorted): Householder QR leaves the
