@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import optax
+
+import linflow as lf
 
 
 jax.config.update("jax_enable_x64", True)
@@ -83,31 +83,12 @@ def save_json(path, payload):
         json.dump(payload, f, indent=1, default=conv)
 
 
-def gd_scan(loss_fn, params, lr, steps, record_every):
-    """Plain GD (`optax.sgd`) on `loss_fn(params)` in one jitted `lax.scan`; returns the
-    parameters and the loss recorded every `record_every` steps (first entry: step 0), and
-    the wall time of the run (compilation included)."""
-    opt = optax.sgd(lr)
-    n_rec = steps // record_every
-
-    @jax.jit
-    def run(params):
-        state = opt.init(params)
-
-        def step(carry, _):
-            p, s = carry
-            g = jax.grad(loss_fn)(p)
-            upd, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, upd), s), None
-
-        def block(carry, _):
-            loss = loss_fn(carry[0])
-            carry, _ = jax.lax.scan(step, carry, None, length=record_every)
-            return carry, loss
-
-        (p, _), losses = jax.lax.scan(block, (params, state), None, length=n_rec)
-        return p, jnp.append(losses, loss_fn(p))
-
+def gd_record(model, problem, lr, steps, record_every):
+    """Plain GD (`linflow.gd`) on `problem` from `model`, saving every `record_every` steps;
+    returns the `FlowSolution` (losses at the saved steps, the first at step 0, the last at
+    `steps`) and the wall time of the call (compilation included, as for the flows these
+    benchmarks time)."""
     t0 = time.perf_counter()
-    p, losses = jax.block_until_ready(run(params))
-    return p, losses, time.perf_counter() - t0
+    sol = lf.gd(model, problem, lr, steps=steps, save_steps=range(0, steps + 1, record_every))
+    jax.block_until_ready(sol.losses)
+    return sol, time.perf_counter() - t0

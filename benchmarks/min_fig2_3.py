@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import gd_scan as gd, parse_with_options as parse, save_json
+from _common import gd_record, parse_with_options as parse, save_json
 
 import linflow
 from linflow import limits
@@ -64,13 +64,11 @@ def main():
         sol.losses.block_until_ready()
         t_flow = time.perf_counter() - t0
 
-        def avg_loss(p):
-            U, V = p
-            return jnp.sum((Y - X @ U @ V.T) ** 2) / n
-
-        _, gd_losses, t_gd = gd(avg_loss, (model0.U, model0.V), lr, steps, rec)
+        # GD on the paper's averaged loss sum(...)^2 / n at step size lr is GD on
+        # linflow's 1/2 sum(...)^2 at step size 2 lr / n = t_of_k.
+        gd_sol, t_gd = gd_record(model0, problem, t_of_k, steps, rec)
         flow_ex = np.asarray(sol.losses) - Lstar
-        gd_ex = np.asarray(gd_losses) * n / 2 - Lstar  # back to 1/2||.||^2 summed
+        gd_ex = np.asarray(gd_sol.losses) - Lstar
         bound = np.asarray(limits.min_rate_bound(model0, X, Y, ts, svd))
         refined = np.asarray(limits.margin_rate_bound(model0, X, Y, ts, svd))
         ok = bool(np.all(flow_ex <= bound * (1 + 1e-8) + 1e-14))

@@ -17,7 +17,7 @@ import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.optimize
-from _common import gd_scan as gd, parse_with_options as parse, save_json
+from _common import gd_record, parse_with_options as parse, save_json
 
 import linflow
 from linflow import limits
@@ -49,10 +49,6 @@ def main():
     res = {"m": m, "n": n, "fig1": {}, "fig2": {}, "exact": {}}
     svals = np.asarray(jnp.linalg.svd(Y, compute_uv=False))
 
-    def fit_loss(p):
-        U, V = p
-        return 0.5 * jnp.sum((Y - U @ V.T) ** 2)
-
     # --- Fig. 1
     T1, lr1 = (8.0, 1e-3) if args.quick else (20.0, 1e-3)
     steps1 = int(round(T1 / lr1))
@@ -63,7 +59,8 @@ def main():
         ku, kv = jr.split(jr.PRNGKey(1 + j))
         model0 = linflow.TwoLayer(s * jr.normal(ku, (m, 50)), s * jr.normal(kv, (n, 50)))
         sol, t_flow = timed_flow(model0, problem, ts1)
-        (Ug, Vg), gd_losses, t_gd = gd(fit_loss, (model0.U, model0.V), lr1, steps1, rec1)
+        gd_sol, t_gd = gd_record(model0, problem, lr1, steps1, rec1)
+        gd_losses = gd_sol.losses
         X0 = model0.predictor()
         one_layer = Y[None] + (X0 - Y)[None] * jnp.exp(-ts1)[:, None, None]
         e_flow = rel_err(Y, sol.predictors)
@@ -109,7 +106,8 @@ def main():
         U0, V0 = jr.normal(ku, (m, k)), jr.normal(kv, (n, k))
         model0 = linflow.TwoLayer(U0, V0)
         sol, t_flow = timed_flow(model0, problem, ts2)
-        _, gd_losses, t_gd = gd(fit_loss, (U0, V0), lr2, steps2, rec2)
+        gd_sol, t_gd = gd_record(model0, problem, lr2, steps2, rec2)
+        gd_losses = gd_sol.losses
         X = sol.predictors
 
         def gap(lam):
