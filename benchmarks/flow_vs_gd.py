@@ -40,9 +40,10 @@ def flow_to(prob, model, target, eps):
     for k in range(1, 6):
         stop_rtol = max(eps * 10.0**-k, 1e-10)
         tol = max(stop_rtol * 1e-2, 1e-10)
+        # The default rule's two phases (`linflow.Auto`), tolerances scaled together.
         solver = lf.Fallback(
             lf.SolverChoice(diffrax.Dopri8(), rtol=tol, atol=1e-30),
-            lf.SolverChoice(diffrax.Kvaerno5(), rtol=10 * tol, atol=1e-30),
+            lf.SolverChoice(diffrax.Kvaerno5(), rtol=10 * tol, atol=0.1 * tol),
         )
 
         def run(solver=solver, stop_rtol=stop_rtol):
