@@ -8,14 +8,11 @@ alone (many features per sample), in one run. Each flow is checked against
 `limits.hypentropy_minimiser` (relative error <= 1e-8). Times are after compilation.
 """
 
-import time
-
 import diffrax
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from _common import parse, write
+from _common import parse, timed, write
 
 import linflow as lf
 
@@ -64,13 +61,10 @@ def main():
         for name, solver in solvers.items():
 
             def run(solver=solver):
-                sol = lf.flow(model, prob, solver=solver, throw=False)
-                return jax.block_until_ready(sol)
+                return lf.flow(model, prob, solver=solver, throw=False)
 
-            run()  # compile
-            t0 = time.perf_counter()
-            sol = run()
-            seconds = time.perf_counter() - t0
+            timed(run)  # compile
+            sol, seconds = timed(run)
             err = float(jnp.linalg.norm(sol.final_predictor - want) / jnp.linalg.norm(want))
             row[name] = dict(
                 seconds=seconds,

@@ -182,8 +182,9 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         del t, args, kwargs
         # The system's predictor: for reduced forms, without the cancellation of the model's
         # own (w+^D - w-^D at a large scale would put the stop's floor at its rounding level).
-        tol = excess_tolerance(stop, problem, system.predictor_magnitude(y))
-        done = problem.relative_excess(system.predictor(y)) <= tol
+        pred = system.predictor(y)
+        tol = excess_tolerance(stop, problem, system.predictor_magnitude(y, pred))
+        done = problem.relative_excess(pred) <= tol
         if stop.gtol is not None:
             g = system.vector_field(0.0, y, problem)
             gnorm = _tree_norm(g)

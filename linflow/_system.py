@@ -40,9 +40,12 @@ class AbstractFlowSystem(eqx.Module):
         forms override it with a formula that avoids the model's cancellation)."""
         return self.to_model(y).predictor()
 
-    def predictor_magnitude(self, y):
-        """The rounding scale of `predictor(y)` (`AbstractModel.predictor_magnitude`), or
-        `None`: the steady-state stop keeps its tolerance above the floor it implies."""
+    def predictor_magnitude(self, y, predictor):
+        """The rounding scale of `predictor = self.predictor(y)` (passed in, so that forms
+        whose scale follows from it need not form it again; default:
+        `AbstractModel.predictor_magnitude`), or `None`: the steady-state stop keeps its
+        tolerance above the floor it implies."""
+        del predictor
         return self.to_model(y).predictor_magnitude()
 
     def state_scale(self):

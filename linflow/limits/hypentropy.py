@@ -427,10 +427,11 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank, XT=None):
     $d$. The gradient stays exact, so the Newton iteration converges to the same point; the
     Hessian's error only slows it from quadratic to a linear rate of about its relative size.
     """
-    n, d = X.shape
+    n = X.shape[0]
     contrib = curv * colsq
     total = jnp.sum(contrib)
-    keep = 2 * n if (d > 4 * n and XT is not None) else None
+    # `XT` (X^T as its own array) is passed exactly where truncation may pay: d > 4N.
+    keep = None if XT is None else 2 * n
     if keep is None:
         top, idx = jax.lax.top_k(contrib, rank)
     else:
@@ -767,7 +768,7 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
             sol, rank = least_squares_svd(Xk, rhs, m)
         beta_sup = beta_off.at[idx].add(jnp.where(in_s, sol[:, 0], 0.0))
         res_sup = jnp.linalg.norm(X @ beta_sup - y) / ynorm
-        full_rank = (rank == jnp.sum(on_s)) & (jnp.sum(on_s) <= n)
+        full_rank = (rank == m) & (m <= n)
         signs_ok = jnp.all(jnp.where(on_s, jnp.sign(beta_sup) == jnp.sign(z), True))
         bsup_norm = jnp.linalg.norm(beta_sup)
         bsup_norm = jnp.where(bsup_norm > 0, bsup_norm, 1.0)
