@@ -14,6 +14,7 @@ from . import (
 from ._adjoint import ImplicitAdjoint as ImplicitAdjoint
 from ._flow import flow as flow
 from ._gd import gd as gd
+from ._linear_solver import LU as LU, with_lu as with_lu
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
 from ._solution import FlowSolution as FlowSolution

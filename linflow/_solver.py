@@ -1,6 +1,8 @@
 import diffrax
 import equinox as eqx
 
+from ._linear_solver import with_lu
+
 
 class SolverChoice(eqx.Module):
     """A diffrax solver with the step-size controller and tolerances the flow runs it with.
@@ -102,6 +104,9 @@ class Auto(eqx.Module):
     - the full parameter flow at large initialisation scale is stiff, and only implicit
       solvers finish; implicit solvers factor a dense Jacobian of size (state)^2, so above
       `implicit_max_size` parameters an explicit high-order solver is used instead.
+
+    Its implicit solvers factor with `linflow.LU`, so they also run inside a sweep sharded
+    over several devices.
     """
 
     implicit_max_size: int = 256
@@ -125,13 +130,13 @@ class Auto(eqx.Module):
                 )
             return Fallback(
                 SolverChoice(**explicit),
-                SolverChoice(diffrax.Kvaerno5(), rtol=1e-9, atol=1e-11),
+                SolverChoice(with_lu(diffrax.Kvaerno5()), rtol=1e-9, atol=1e-11),
                 budget=self.explicit_budget,
                 reason=f"exact reduced form with {size} states: explicit, implicit if stiff",
             )
         if size <= self.implicit_max_size:
             return SolverChoice(
-                diffrax.Kvaerno5(),
+                with_lu(diffrax.Kvaerno5()),
                 rtol=1e-10,
                 atol=1e-12,
                 reason=f"full form with {size} <= {self.implicit_max_size} states: implicit",

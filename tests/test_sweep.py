@@ -355,3 +355,66 @@ def test_trajectories_draws_each_predictor_entry_against_log_time():
     # Drawn largest final magnitude first: entry 0 (-> 1), then entry 1 (-> -0.5).
     np.testing.assert_array_equal(lines[0].get_xydata(), np.stack([ts, preds[:, 0]], 1))
     np.testing.assert_array_equal(lines[1].get_xydata(), np.stack([ts, preds[:, 1]], 1))
+
+
+_IMPLICIT_TWO_DEVICES_SCRIPT = textwrap.dedent(
+    """
+    import json, jax
+    jax.config.update("jax_enable_x64", True)
+    import diffrax, numpy as np, jax.random as jr, linflow
+    assert len(jax.devices()) == 2, jax.devices()
+    problem, _ = linflow.sparse_regression(jr.PRNGKey(0), 40, 100, 3, noise=0.0)
+
+    def point_with(solver):
+        def point(p, key):
+            sol = linflow.flow(
+                linflow.DiagonalNet.unbiased(100, p["alpha"]), problem,
+                saveat=linflow.SaveAt(num=1), solver=linflow.SolverChoice(solver, 1e-9, 1e-11),
+                throw=False,
+            )
+            return {"beta": sol.final.predictor(), "result": sol.result}
+        return point
+
+    grid = {"alpha": np.logspace(-2, 0, 32)}
+    run = lambda solver, devices: linflow.Sweep(
+        grid, point_with(solver), mode="vmap", chunk_size=32, devices=devices, quiet=True
+    ).run()
+    two = run(linflow.with_lu(diffrax.Kvaerno5()), jax.devices())
+    one = run(linflow.with_lu(diffrax.Kvaerno5()), jax.devices()[:1])
+    try:
+        run(diffrax.Kvaerno5(), jax.devices())
+        error = ""
+    except ValueError as e:
+        error = str(e)
+    print(json.dumps({
+        "two": two["beta"].tolist(), "one": one["beta"].tolist(),
+        "result": two["result"].tolist(),
+        "residual": np.abs(two["beta"] @ np.asarray(problem.X).T - np.asarray(problem.Y)).max(),
+        "error": error,
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+def test_implicit_flows_sharded_over_two_host_devices():
+    # 16 points per device of a 40 x 40 implicit Newton system: with the batched LAPACK LU,
+    # two host devices on a CPU deadlocked here (each device's batched factorisation waits
+    # for threads the other holds); a hang fails this test through the timeout.
+    flags = "--xla_force_host_platform_device_count=2"
+    res = subprocess.run(
+        [sys.executable, "-c", _IMPLICIT_TWO_DEVICES_SCRIPT],
+        env=_env(XLA_FLAGS=flags, JAX_ENABLE_X64="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert all(r == "converged" for r in out["result"])
+    assert out["residual"] < 1e-6  # the limits interpolate the data (noise-free, N < d)
+    # Same flows, same stop (rtol 1e-10 on beta): one and two devices agree to well within
+    # the stop tolerance (batch widths round differently: we saw 1.3e-13).
+    np.testing.assert_allclose(out["two"], out["one"], rtol=0, atol=1e-10)
+    # lineax's own LU cannot run sharded: the error says what to do instead.
+    assert "linflow.with_lu" in out["error"] and "lineax issue #185" in out["error"]

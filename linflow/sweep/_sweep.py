@@ -89,10 +89,11 @@ class Sweep:
     overrides this.
 
     **Execution.** The points of one static combination are split into chunks. A chunk is
-    one compiled call, sharded over `devices` (a `Mesh` and `NamedSharding`); within a device the
-    points run either vectorised (`mode="vmap"`: one batched solve, which runs as long as
-    its slowest member) or one after the other (`mode="map"`: `lax.map` inside the compiled
-    call; `mode="loop"`: a Python loop over a compiled single-point call, one device).
+    one compiled call, split over `devices` (a `Mesh`; `jax.shard_map` runs each device's
+    share as its own program); within a device the points run either vectorised
+    (`mode="vmap"`: one batched solve, which runs as long as its slowest member) or one
+    after the other (`mode="map"`: `lax.map` inside the compiled call; `mode="loop"`: a
+    Python loop over a compiled single-point call, one device).
     `mode="auto"` uses `"vmap"` on accelerators, `"loop"` on one CPU device and `"map"` on
     several. `group_by` sorts the points before chunking (e.g. by `"alpha"`) so a vmapped
     chunk holds points that take a similar number of solver steps.
