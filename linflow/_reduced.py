@@ -54,15 +54,29 @@ def hadamard_params(model: HadamardNet, s: Float[Array, " d"]) -> HadamardNet:
     return HadamardNet(0.5 * (p + m), 0.5 * (p - m))
 
 
+_LOG_CAP = 230.0  # log(1e100): see `_exp_difference`
+
+
 def _exp_difference(a, b, x):
     r"""$a e^{x} - b e^{-x}$ for $a, b \ge 0$, as $2\sqrt{ab}\,\sinh(x + \frac12\log(a/b))$
     when both are positive: accurate where $e^{\pm x}$ are close to 1 and $a = b$ is large
     (a large balanced initialisation), where the plain difference loses $\log_{10}(a/|\beta|)$
-    digits."""
+    digits.
+
+    Each exponential is capped where its term would pass $10^{100}$ ($\log = 230$): no flow
+    gets there, but a rejected trial step of an explicit solver can (its stages evaluate
+    the field far from the path), and an overflow there, harmless to the solve itself,
+    turned backpropagation's gradient into NaN (zero cotangent times an infinite partial
+    derivative; `benchmarks/differentiate.py` at $d = 10^5$, $\alpha = 1$)."""
     both = (a > 0) & (b > 0)
     sa, sb = jnp.where(both, a, 1.0), jnp.where(both, b, 1.0)
-    shifted = 2 * jnp.sqrt(sa * sb) * jnp.sinh(x + 0.5 * (jnp.log(sa) - jnp.log(sb)))
-    return jnp.where(both, shifted, a * jnp.exp(x) - b * jnp.exp(-x))
+    z = x + 0.5 * (jnp.log(sa) - jnp.log(sb))
+    zmax = jnp.maximum(_LOG_CAP - 0.5 * (jnp.log(sa) + jnp.log(sb)), 0.0)
+    shifted = 2 * jnp.sqrt(sa * sb) * jnp.sinh(jnp.clip(z, -zmax, zmax))
+    la = jnp.log(jnp.where(a > 0, a, 1.0))
+    lb = jnp.log(jnp.where(b > 0, b, 1.0))
+    plain = a * jnp.exp(jnp.minimum(x, _LOG_CAP - la)) - b * jnp.exp(-jnp.maximum(x, lb - _LOG_CAP))
+    return jnp.where(both, shifted, plain)
 
 
 def _power_difference(model: DiagonalNet, s):

@@ -385,3 +385,26 @@ def test_flow_under_jit_and_grad(getkey):
     h = 1e-5
     fd = (limit(a + h) - limit(a - h)) / (2 * h)
     np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-6)
+
+
+def test_reduced_predictor_has_finite_gradients_far_off_the_path():
+    # An explicit solver's rejected trial step can evaluate the depth-2 field at a huge s;
+    # an overflow there (inf, then inf - inf) reached backpropagation as 0 * inf = NaN
+    # (differentiate benchmark, d = 1e5, alpha = 1). The exponentials are capped at 1e100.
+    from linflow._reduced import _exp_difference
+
+    a = jnp.array([1.0, 4.0, 0.0, 2.0])
+    b = jnp.array([1.0, 0.0, 9.0, 0.5])
+
+    def masked(x):  # a rejected step: its value is discarded, its gradient must be 0
+        return jnp.sum(jnp.where(False, _exp_difference(a, b, x), 0.0))
+
+    for x in (1e3, -1e3, 1e6):
+        xs = jnp.full(4, x)
+        assert np.all(np.isfinite(_exp_difference(a, b, xs)))
+        assert np.all(np.abs(_exp_difference(a, b, xs)) <= 1e101)
+        np.testing.assert_array_equal(jax.grad(masked)(xs), 0.0)
+    # On the path (|beta| << 1e100) the cap changes nothing: the closed form a e^x - b e^-x.
+    xs = jnp.array([0.3, -2.0, 5.0, 40.0])
+    want = np.asarray(a) * np.exp(np.asarray(xs)) - np.asarray(b) * np.exp(-np.asarray(xs))
+    np.testing.assert_allclose(_exp_difference(a, b, xs), want, rtol=1e-14)
