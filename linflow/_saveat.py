@@ -48,7 +48,7 @@ class SaveAt(eqx.Module):
             return jnp.asarray(self.ts, dtype)
         lo = self.t_min if self.t_min is not None else 1e-3 * time_scale
         hi = self.t_max if self.t_max is not None else 1e7 * time_scale
-        if self.num == 1:  # (logspace with one point divides by num - 1 = 0 on the way)
-            return jnp.reshape(jnp.asarray(hi, dtype), (1,))
+        if self.num == 1:  # t_min, as logspace gives, without its division by num - 1 = 0
+            return jnp.reshape(jnp.asarray(lo, dtype), (1,))
         lo, hi = jnp.log10(jnp.asarray(lo, dtype)), jnp.log10(jnp.asarray(hi, dtype))
         return jnp.logspace(lo, hi, self.num, dtype=dtype)
