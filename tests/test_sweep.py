@@ -246,18 +246,24 @@ _DEVICES_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_sharded_over_eight_host_devices_matches_one_device():
-    flags = "--xla_force_host_platform_device_count=8"
+def _run_on_host_devices(script: str, n_devices: int) -> dict:
+    """Run `script` in a subprocess with `n_devices` host devices (a hang fails through the
+    timeout); return the JSON it prints on its last line."""
+    flags = f"--xla_force_host_platform_device_count={n_devices}"
     res = subprocess.run(
-        [sys.executable, "-c", _DEVICES_SCRIPT],
+        [sys.executable, "-c", script],
         env=_env(XLA_FLAGS=flags, JAX_ENABLE_X64="1"),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_sharded_over_eight_host_devices_matches_one_device():
+    out = _run_on_host_devices(_DEVICES_SCRIPT, 8)
     ref = out["loop-1"]  # a compiled single-point flow per point, one device
     assert all(r == "converged" for r in ref["result"])
     # The flows interpolate the data (truth independent of the sweep: X beta = y).
@@ -401,16 +407,7 @@ def test_implicit_flows_sharded_over_two_host_devices():
     # 16 points per device of a 40 x 40 implicit Newton system: with the batched LAPACK LU,
     # two host devices on a CPU deadlocked here (each device's batched factorisation waits
     # for threads the other holds); a hang fails this test through the timeout.
-    flags = "--xla_force_host_platform_device_count=2"
-    res = subprocess.run(
-        [sys.executable, "-c", _IMPLICIT_TWO_DEVICES_SCRIPT],
-        env=_env(XLA_FLAGS=flags, JAX_ENABLE_X64="1"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = _run_on_host_devices(_IMPLICIT_TWO_DEVICES_SCRIPT, 2)
     assert all(r == "converged" for r in out["result"])
     assert out["residual"] < 1e-6  # the limits interpolate the data (noise-free, N < d)
     # Same flows, same stop (rtol 1e-10 on beta): one and two devices agree to well within
