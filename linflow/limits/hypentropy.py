@@ -21,33 +21,35 @@ which for $w_0 = \mathbf 1$ is exactly the paper's $Q_\alpha$ (Thm 1) and $Q^D_\
 ($\partial Q/\partial\beta_i = \operatorname{arcsinh}(\beta_i/2c_i^2)$ for $D=2$ and
 $w_{0,i}^{2-D} h_D^{-1}(\beta_i/c_i^D)$ for $D\ge3$: both equal $s_i$ above.)
 
-**Method.** The minimiser is found from the convex dual
-$F(\nu) = \sum_i \psi_i((X^\top\nu)_i) - y^\top\nu$ with $\psi_i = \varphi_i^*$
-($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton method (Armijo backtracking on $F$,
-or on $\|\nabla F\|$ once $F$ is flat to rounding), continued in $\alpha$ from the kernel regime
-down to the requested $\alpha$ (stages that shrink $\alpha^D$ by $10^4$, i.e. $\alpha$ by 100 at
-$D = 2$; at most 16 stages, so it is `jit`/`vmap`-able). Each stage starts from the best
-(lowest $F$) of three points: the last stage's $\nu$ and two extrapolations from the last two
-stages. On the support $S$ of $\beta$ at small $\alpha$,
-$X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$ is affine in
-$\log\alpha$ for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$ geometric in
-$\log\alpha$ for $D \ge 3$; with these starts most small-$\alpha$ stages take 0-2 Newton
-steps. Intermediate stages stop at $\|X\beta - y\| \le 10^{-3}\|y\|$; at $D \ge 3$ a stage
-that ends with the support resolved to rounding ($1 - |z_S| \le 10^{-12}$) is followed
-directly by the stage at $\alpha$ (see *Tiny $\alpha$* below). For $D \ge 3$ each
-line search starts at 90% of the step to the domain boundary $|z| = 1$ (a full
-Newton step towards it overshoots by orders of magnitude at small $\alpha$). Each Newton
-step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by Cholesky for small
-problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`) preconditioned
-with the columns of largest curvature kept exactly and the rest replaced by their mean
-(`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step (and
-$O(N^2)$ where the curvature is concentrated enough to truncate the Hessian to its $2N$
-largest columns plus the rest's mean, at small $\alpha$ with $d > 4N$); where CG
-stalls at its step cap (dense targets with $d \approx 2N$) the stage switches to exact steps.
-The Cholesky factor carries a ridge of $N u$ on the unit diagonal of the Jacobi-scaled Hessian,
-whose condition number can exceed $1/u$ at small $\alpha$. All
-exponentials are evaluated in log space ($\log c_i^2 + |s_i|$), so nothing overflows for
-$\alpha \in [10^{-8}, 10^4]$.
+**Method.** The minimiser is found from the convex dual $F(\nu) = \sum_i \psi_i((X^\top\nu)_i) -
+y^\top\nu$ with $\psi_i = \varphi_i^*$ ($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton
+method (Armijo backtracking on $F$, or on $\|\nabla F\|$ once $F$ is flat to rounding), continued
+in $\alpha$ from the kernel regime down to the requested $\alpha$ (stages that shrink $\alpha^D$ by
+$10^4$ at $D = 2$, i.e. $\alpha$ by 100, and by $10^8$ at $D \ge 3$, which took 16-18% fewer Newton
+steps over `benchmarks/limits_robustness.py`; at most 16 stages, so it is `jit`/`vmap`-able). Each
+stage starts from the best (lowest $F$) of three points: the last stage's $\nu$ and two
+extrapolations from the last two stages. On the support $S$ of $\beta$ at small $\alpha$,
+$X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$ is affine in $\log\alpha$
+for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$ geometric in $\log\alpha$ for $D \ge
+3$; with these starts most small-$\alpha$ stages take 0-2 Newton steps. Intermediate stages stop at
+$\|X\beta - y\| \le 10^{-3}\|y\|$; at $D \ge 3$ a stage that ends with the support resolved to
+rounding ($1 - |z_S| \le 10^{-12}$) is followed directly by the stage at $\alpha$ (see *Tiny
+$\alpha$* below). For $D \ge 3$ each line search starts at 90% of the step to the domain boundary
+$|z| = 1$ (a full Newton step towards it overshoots by orders of magnitude at small $\alpha$). A
+step reads $X$ twice: $X^\top\delta$ for the direction $\delta$ (trial points of the line search
+are $s + tX^\top\delta$ and their $F$ costs $O(d)$) and $\nabla F = X\beta - y$ where a trial point
+can be accepted. Each Newton step solves $X\operatorname{diag}(\psi'')X^\top\delta = -\nabla F$: by
+Cholesky for small problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradients (`lineax.CG`)
+preconditioned with the columns of largest curvature kept exactly and the rest replaced by their
+mean (`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step (and
+$O(N^2)$ where the curvature is concentrated enough to truncate the Hessian to its $2N$ largest
+columns plus the rest's mean, at small $\alpha$ with $d > 4N$); where CG stalls at its step cap
+(dense targets with $d \approx 2N$) the stage switches to exact steps. CG stops on the forcing test
+$\min(0.1, \sqrt{\|\nabla F\|/\|y\|})$ (and, at $D = 2$, measures lineax's second test, on the last
+update, in the step's own units: `_direction_cg`). The Cholesky factor carries a ridge of $N u$ on
+the unit diagonal of the Jacobi-scaled Hessian, whose condition number can exceed $1/u$ at small
+$\alpha$. All exponentials are evaluated in log space ($\log c_i^2 + |s_i|$), so nothing overflows
+for $\alpha \in [10^{-8}, 10^4]$.
 
 **Tiny $\alpha$ at depth $D\ge3$.** On the support of $\beta$ the gap $1 - |z_i|$ is about
 $(c^D/|\beta_i|)^{(D-2)/D}$ (e.g. $10^{-24}$ at $\alpha = 10^{-8}$, $D = 5$), below the
@@ -80,7 +82,8 @@ from .._checks import as_float_array, check_finite, check_positive, is_concrete
 _NUM_STAGES = 16
 _FLOOR_CHECK = 1e-3
 _TO_BOUNDARY = 0.9
-_STAGE_SHRINK = 1e4
+_STAGE_SHRINK = {2: 1e4}
+_STAGE_SHRINK_DEEP = 1e8
 _STAGE_TOL = 1e-3
 _MAX_NEWTON = 60
 _MAX_BACKTRACK = 60
@@ -324,11 +327,11 @@ def hypentropy_minimiser(
 
     Solved on the dual: $\beta = \beta(X^\top\nu)$ (the flow's closed-form path) with $\nu$
     minimising $F(\nu) = \sum_i\psi_i((X^\top\nu)_i) - y^\top\nu$ by damped Newton in log space,
-    continued in $\alpha$ from the kernel regime (stages that shrink $\alpha^D$ by $10^4$, each
-    started from an extrapolation of the previous two, at most 16 stages of at most 60 Newton
-    steps; each step one $N\times N$ Cholesky solve of
-    $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients,
-    $O(Nd)$ per iteration: see `newton_solve`).
+    continued in $\alpha$ from the kernel regime (stages that shrink $\alpha^D$ by $10^4$ at depth 2
+    and $10^8$ at depth $\ge 3$, each started from an extrapolation of the previous two, at most 16
+    stages of at most 60 Newton steps; each step one $N\times N$ Cholesky solve of
+    $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients, $O(Nd)$
+    per iteration: see `newton_solve`).
     `jit`- and `vmap`-able (e.g. over `alpha`, or over the rows of a matrix of targets `Y` for
     several targets; pass `throw=False` under `vmap`).
 
@@ -373,8 +376,20 @@ def hypentropy_minimiser(
             ok=jnp.array(True),
         )
         return (beta, info) if return_info else beta
+    # X^T as its own (row-major) array, formed outside the solver's program: reductions over
+    # the columns of X (column norms, |X|^T v) and gathers of columns then read contiguous rows
+    # (on a row-major X each is a strided pass: 20-40 ms at N = 1000, d = 1e4, against 2 ms).
+    # (Inside the solver's program XLA formed the transpose once per consumer.)
+    XT = jnp.transpose(X)
     beta, info = _minimise(
-        X, y, alpha, w0, depth, jnp.asarray(rtol, X.dtype), _precond_rank(newton_solve, *X.shape)
+        X,
+        XT,
+        y,
+        alpha,
+        w0,
+        depth,
+        jnp.asarray(rtol, X.dtype),
+        _precond_rank(newton_solve, *X.shape),
     )
     if throw:
         beta = eqx.error_if(
@@ -406,7 +421,7 @@ def _direction_cholesky(X, curv, g):
     return step, jnp.array(0)
 
 
-def _direction_cg(X, colsq, curv, g, ynorm, rank, XT=None):
+def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units=False):
     r"""An inexact Newton step by preconditioned conjugate gradients (`lineax.CG`): $O(Nd)$ per
     iteration, no $N\times N$ Hessian.
 
@@ -430,14 +445,15 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank, XT=None):
     n = X.shape[0]
     contrib = curv * colsq
     total = jnp.sum(contrib)
-    # `XT` (X^T as its own array) is passed exactly where truncation may pay: d > 4N.
-    keep = None if XT is None else 2 * n
+    # `truncate` is set exactly where truncation may pay: d > 4N.
+    keep = 2 * n if truncate else None
     if keep is None:
         top, idx = jax.lax.top_k(contrib, rank)
     else:
         top_keep, idx_keep = jax.lax.top_k(contrib, keep)
         top, idx = top_keep[:rank], idx_keep[:rank]
-    U = X[:, idx] * jnp.sqrt(curv[idx])[None, :]
+    # Rows of X^T: a contiguous gather (columns of a row-major X are strided).
+    U = (XT[idx] * jnp.sqrt(curv[idx])[:, None]).T
     mu = jnp.maximum(total - jnp.sum(top), 1e-6 * total) / n
     small = mu * jnp.eye(rank, dtype=X.dtype) + U.T @ U
     chol = jax.scipy.linalg.cho_factor(small)
@@ -452,11 +468,34 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank, XT=None):
         rtol=forcing, atol=forcing * jnp.max(jnp.abs(g)), norm=lxi.max_norm, max_steps=_MAX_CG
     )
 
+    # lineax's CG stops when the residual meets the forcing test *and* the last update is below
+    # atol + rtol |iterate|, with atol in the right-hand side's units, which the step does not
+    # share: where the curvature is small (steps much larger than gradients) that second test
+    # asks every coordinate of the step to settle far below the forcing level (90 CG
+    # iterations instead of 24 at alpha = 1e-8, depth 2). With `step_units`, CG solves for
+    # w = step / sigma, which measures the test in units of the first preconditioned direction:
+    # sigma = max(1, |P^-1 g| / |g|) rounded up to a power of 2 (exact), never stricter than
+    # before. Only at depth 2: at depth >= 3 the fraction-to-the-boundary rule makes Newton
+    # sensitive to every coordinate of the step, and the looser steps stalled Newton near the
+    # boundary (`benchmarks/limits_robustness.py`, N = 256, d = 600, depth 5).
+    if step_units:
+        first = precond.mv(-g)
+        ratio = jnp.max(jnp.abs(first)) / jnp.max(jnp.abs(g))
+        ratio = jnp.where(jnp.isfinite(ratio) & (ratio > 1), ratio, 1.0)
+        sigma = jnp.exp2(jnp.ceil(jnp.log2(ratio))).astype(X.dtype)
+    else:
+        sigma = jnp.array(1.0, X.dtype)
+
     def solve(matvec):
-        hess = lx.FunctionLinearOperator(matvec, structure, tags=lx.positive_semidefinite_tag)
-        options = {"preconditioner": precond}
+        hess = lx.FunctionLinearOperator(
+            lambda w: matvec(sigma * w), structure, tags=lx.positive_semidefinite_tag
+        )
+        scaled = lx.FunctionLinearOperator(
+            lambda v: precond.mv(v) / sigma, structure, tags=lx.positive_semidefinite_tag
+        )
+        options = {"preconditioner": scaled}
         sol = lx.linear_solve(hess, -g, solver, options=options, throw=False)
-        return sol.value, sol.stats["num_steps"], sol.result == lx.RESULTS.successful
+        return sigma * sol.value, sol.stats["num_steps"], sol.result == lx.RESULTS.successful
 
     def full():
         return solve(lambda v: X @ (curv * (v @ X)))
@@ -465,7 +504,6 @@ def _direction_cg(X, colsq, curv, g, ynorm, rank, XT=None):
         return full()
 
     def truncated():
-        # Rows of X^T: a contiguous gather (columns of a row-major X are strided).
         XTk, ck = XT[idx_keep], curv[idx_keep]
         mu_rest = (total - jnp.sum(top_keep)) / n
         return solve(lambda v: (ck * (XTk @ v)) @ XTk + mu_rest * v)
@@ -495,7 +533,9 @@ def _dual_point(X, y, nu, logc, w0, D):
     return s, beta, curv, F
 
 
-def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0, XT=None):
+def _newton(
+    X, XT, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, tol=0.0, truncate=False
+):
     """Damped Newton on $F(\\nu)$ from `nu0`.
 
     `precond_rank=None`: exact Newton steps by Cholesky; an integer: inexact steps by
@@ -508,15 +548,24 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
     intermediate stages); or when no step decreases $F$ or $\\|\\nabla F\\|$, or neither has
     improved for `_MAX_IDLE` steps (rounding stagnation). Returns the final nu,
     the Newton and CG step counts, and whether it stopped (converged or stalled).
+
+    Passes over $X$ per step: $X^\\top\\delta$ for the step $\\delta$, then the line search's
+    trial points $s + tX^\\top\\delta$ and $F$ cost $O(d)$ each, and $\\nabla F = X\\beta - y$ is
+    formed only where a trial point can be accepted. Once $\\|X\\beta - y\\| \\le
+    10^{-3}\\|y\\|$ trial points take $s = X^\\top\\nu$ afresh, so that the converged point is
+    not offset by the rounding the updates accumulate.
     """
     eps = jnp.finfo(X.dtype).eps
     ynorm = jnp.linalg.norm(y)
 
-    def evaluate(nu):
-        s, beta, curv, F = _dual_point(X, y, nu, logc, w0, D)
-        g = X @ beta - y
-        ok = jnp.all(jnp.isfinite(beta)) & jnp.all(jnp.isfinite(g))
-        F = jnp.where(ok, F, jnp.inf)
+    def at(nu, s):
+        # F, beta, psi'' at nu given s = X^T nu: O(d).
+        beta, psi, curv = _dual_terms(s, logc, w0, D)
+        ok = jnp.all(jnp.isfinite(beta))
+        total = jnp.sum(psi)
+        F = jnp.where(ok, total - y @ nu, jnp.inf)
+        # The size of F's terms, for "F is flat to rounding" below.
+        fscale = jnp.where(ok, total + jnp.abs(y @ nu), jnp.inf)
         if D > 2:
             # A gap 1 - |z_i| at 1e-12 means c^D < 1e-20 |beta_i|: beta_S is then recovered by
             # the support solution, and more Newton steps cannot resolve z any further (the
@@ -525,19 +574,21 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
             resolved = ok & (gap <= 1e-12)
         else:
             resolved = jnp.array(False)
-        return F, g, curv, beta, resolved
+        return F, fscale, beta, curv, resolved
 
     def finished(nu, g, curv, beta, g_prev):
         gnorm = jnp.linalg.norm(g)
+        loose = gnorm <= tol * ynorm
 
         def rounding_floor():
-            # Three passes over |X|: only evaluated once the residual is small.
+            # Three passes over |X|: only evaluated once the residual is small (and the loose
+            # stop of an intermediate stage does not already hold).
             base = 1e-14 * (ynorm + jnp.linalg.norm(absX @ jnp.abs(beta)))
             dual = 4 * eps * jnp.linalg.norm(absX @ (curv * (jnp.abs(nu) @ absX)))
             return base + dual, base
 
         floor, base = jax.lax.cond(
-            gnorm <= _FLOOR_CHECK * ynorm,
+            (gnorm <= _FLOOR_CHECK * ynorm) & ~loose,
             rounding_floor,
             lambda: (jnp.zeros_like(gnorm), jnp.zeros_like(gnorm)),
         )
@@ -546,14 +597,14 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
         # the residual is already within 10x of the data's own rounding level.
         fast = (gnorm <= 0.1 * g_prev) & (gnorm > 10 * base)
         at_floor = (gnorm <= floor) & (~fast | (gnorm <= 0.01 * floor))
-        return jnp.isfinite(g).all() & (at_floor | (gnorm <= tol * ynorm))
+        return jnp.isfinite(g).all() & (at_floor | loose)
 
     def cond(carry):
-        nu, F, g, curv, done, k, stalled, *_ = carry
+        nu, s, F, g, curv, done, k, stalled, *_ = carry
         return (k < max_iter) & ~stalled & ~done
 
     def body(carry):
-        nu, F, g, curv, done, k, _, num_cg, exact, best, idle, resolved = carry
+        nu, s, F, g, curv, done, k, _, num_cg, exact, best, idle, resolved = carry
         if precond_rank is None:
             step, cg_steps = _direction_cholesky(X, curv, g)
         else:
@@ -565,7 +616,9 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
                 return _direction_cholesky(X, curv, g)[0], jnp.zeros_like(num_cg), jnp.array(True)
 
             def inexact_step():
-                step, n, ok = _direction_cg(X, colsq, curv, g, ynorm, precond_rank, XT)
+                step, n, ok = _direction_cg(
+                    X, XT, colsq, curv, g, ynorm, precond_rank, truncate, D == 2
+                )
                 n = n.astype(num_cg.dtype)
                 return jax.lax.cond(
                     ok & jnp.all(jnp.isfinite(step)),
@@ -576,36 +629,45 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
             step, cg_steps, exact = jax.lax.cond(exact, exact_step, inexact_step)
         slope = g @ step
         gnorm = jnp.linalg.norm(g)
+        ds = step @ X
+        fresh = gnorm <= _FLOOR_CHECK * ynorm
 
-        def ls_cond(ls):
-            t, _, Ft, gt, _, _, _, j = ls
+        def trial(t):
+            nut = nu + t * step
+            st = jax.lax.cond(fresh, lambda: nut @ X, lambda: s + t * ds)
+            Ft, fscale, bt, ct, rt = at(nut, st)
             armijo = Ft <= F + 1e-4 * t * slope
             # F is flat to rounding near the optimum: then accept a decrease of the gradient.
-            flat = jnp.isfinite(Ft) & (jnp.linalg.norm(gt) <= (1 - 1e-4 * t) * gnorm)
-            return ~(armijo | flat) & (j < _MAX_BACKTRACK)
+            flat = jnp.isfinite(Ft) & (Ft - F <= 1e3 * eps * jnp.maximum(fscale, jnp.abs(F)))
+            gt = jax.lax.cond(armijo | flat, lambda: X @ bt - y, lambda: jnp.full_like(y, jnp.inf))
+            finite = jnp.all(jnp.isfinite(gt))
+            decrease = jnp.linalg.norm(gt) <= (1 - 1e-4 * t) * gnorm
+            accepted = finite & (armijo | (flat & decrease))
+            return nut, st, Ft, gt, ct, bt, rt, accepted
+
+        def ls_cond(ls):
+            *_, accepted, j = ls
+            return ~accepted & (j < _MAX_BACKTRACK)
 
         def ls_body(ls):
             t, *_, j = ls
             t = 0.5 * t
-            nut = nu + t * step
-            return (t, nut, *evaluate(nut), j + 1)
+            return (t, *trial(t), j + 1)
 
         if D > 2:
             # Fraction to the boundary |z| = 1 of the dual domain: a full Newton step towards a
             # support coordinate overshoots the boundary by orders of magnitude at small alpha,
             # and halving back from t = 1 would cost one evaluation per factor 2.
-            zz = w0[None, :] ** (D - 2) * (jnp.stack([nu, step]) @ X)
-            z, dz = zz[0], zz[1]
+            z, dz = w0 ** (D - 2) * s, w0 ** (D - 2) * ds
             room = jnp.where(dz > 0, 1 - z, 1 + z)
             t_max = jnp.min(jnp.where(dz != 0, room / jnp.abs(dz), jnp.inf))
             t0 = jnp.minimum(1.0, _TO_BOUNDARY * t_max).astype(nu.dtype)
         else:
             t0 = jnp.array(1.0, nu.dtype)
-        nu1 = nu + t0 * step
-        t, nut, Ft, gt, ct, bt, rt, j = jax.lax.while_loop(
-            ls_cond, ls_body, (t0, nu1, *evaluate(nu1), 0)
+        t, nut, st, Ft, gt, ct, bt, rt, accepted, j = jax.lax.while_loop(
+            ls_cond, ls_body, (t0, *trial(t0), 0)
         )
-        failed = (j >= _MAX_BACKTRACK) | ~jnp.all(jnp.isfinite(step))
+        failed = ~accepted | ~jnp.all(jnp.isfinite(step))
         # Rounding stagnation: neither F nor the best |grad F| improves for _MAX_IDLE steps (at
         # small alpha and depth >= 3, 1 - |z| on the support can fall below the resolution of
         # z = X^T nu before the rounding floor above is reached).
@@ -617,6 +679,7 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
         # the domain boundary |z| = 1).
         return (
             keep(nut, nu),
+            keep(st, s),
             keep(Ft, F),
             keep(gt, g),
             keep(ct, curv),
@@ -630,33 +693,40 @@ def _newton(X, absX, colsq, y, logc, w0, D, nu0, max_iter, precond_rank=None, to
             keep(rt, resolved),
         )
 
-    F0, g0, c0, b0, r0 = evaluate(nu0)
+    s0 = nu0 @ X
+    F0, _, b0, c0, r0 = at(nu0, s0)
+    g0 = X @ b0 - y
+    F0 = jnp.where(jnp.all(jnp.isfinite(g0)), F0, jnp.inf)
     d0 = finished(nu0, g0, c0, b0, jnp.inf)
     zero, false = jnp.array(0), jnp.array(False)
-    carry = (nu0, F0, g0, c0, d0, zero, false, zero, false, jnp.linalg.norm(g0), zero, r0)
-    nu, F, g, curv, done, k, stalled, num_cg, *_, resolved = jax.lax.while_loop(cond, body, carry)
+    carry = (nu0, s0, F0, g0, c0, d0, zero, false, zero, false, jnp.linalg.norm(g0), zero, r0)
+    nu, s, F, g, curv, done, k, stalled, num_cg, *_, resolved = jax.lax.while_loop(
+        cond, body, carry
+    )
     return nu, k, num_cg, done | stalled, resolved
 
 
 @eqx.filter_jit
-def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
+def _minimise(X, XT, y, alpha, w0, D, rtol, precond_rank=None):
     dtype = X.dtype
     eps = jnp.finfo(dtype).eps
     ynorm = jnp.linalg.norm(y)
-    absX = jnp.abs(X)
     n, d = X.shape
-    # X^T as its own array for the CG steps' truncated Hessian (`_direction_cg`).
-    XT = X.T if (precond_rank is not None and d > 4 * n) else None
+    # |X| for the rounding bounds: matrix-vector products (a fused |.| inside a reduction ran
+    # 5-10x slower than a product with a stored |X|).
+    absX = jnp.abs(X)
+    truncate = precond_rank is not None and d > 4 * n
     # Kernel-regime starting scale: where c^D exceeds the size of any single-feature fit, the
     # potential is close to quadratic and Newton from nu = 0 converges in a few steps.
-    col2 = jnp.sum(X**2, axis=0)
+    col2 = jnp.sum(XT * XT, axis=1)
     b_scale = jnp.max(jnp.abs(y @ X) / jnp.where(col2 > 0, col2, 1.0))
     alpha_start = 10.0 * (b_scale / jnp.min(w0) ** D) ** (1.0 / D)
     log_a = jnp.log(alpha)
     log_a0 = jnp.maximum(log_a, jnp.log(alpha_start))
     # Stages shrink alpha^D by a factor _STAGE_SHRINK (alpha by 100 at depth 2; more if
     # _NUM_STAGES stages would not reach alpha), and stop once a stage at alpha has converged.
-    log_step = jnp.maximum(jnp.log(_STAGE_SHRINK) / D, (log_a0 - log_a) / _NUM_STAGES)
+    shrink = _STAGE_SHRINK.get(D, _STAGE_SHRINK_DEEP)
+    log_step = jnp.maximum(jnp.log(shrink) / D, (log_a0 - log_a) / _NUM_STAGES)
     log_w0 = jnp.log(w0)
 
     def stage_cond(carry):
@@ -687,7 +757,7 @@ def _minimise(X, y, alpha, w0, D, rtol, precond_rank=None):
         # alpha that stops at the Newton step cap is continued by the next one.
         tol = jnp.where(la > log_a, _STAGE_TOL, 0.0)
         new, k, c, settled, resolved = _newton(
-            X, absX, col2, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol, XT
+            X, XT, absX, col2, y, logc, w0, D, start, _MAX_NEWTON, precond_rank, tol, truncate
         )
         return (nu, la_cur, new, la, steps + k, cg + c, settled, settled & resolved, i + 1)
 
