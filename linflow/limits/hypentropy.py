@@ -21,19 +21,20 @@ which for $w_0 = \mathbf 1$ is exactly the paper's $Q_\alpha$ (Thm 1) and $Q^D_\
 ($\partial Q/\partial\beta_i = \operatorname{arcsinh}(\beta_i/2c_i^2)$ for $D=2$ and
 $w_{0,i}^{2-D} h_D^{-1}(\beta_i/c_i^D)$ for $D\ge3$: both equal $s_i$ above.)
 
-**Method.** The minimiser is found from the convex dual $F(\nu) = \sum_i \psi_i((X^\top\nu)_i) -
-y^\top\nu$ with $\psi_i = \varphi_i^*$ ($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton
-method (Armijo backtracking on $F$, or on $\|\nabla F\|$ once $F$ is flat to rounding), continued
-in $\alpha$ from the kernel regime down to the requested $\alpha$ (stages that shrink $\alpha^D$ by
-$10^4$ at $D = 2$, i.e. $\alpha$ by 100, and by $10^8$ at $D \ge 3$, which took 16-18% fewer Newton
-steps over `benchmarks/limits_robustness.py`; at most 16 stages, so it is `jit`/`vmap`-able). Each
-stage starts from the best (lowest $F$) of three points: the last stage's $\nu$ and two
-extrapolations from the last two stages. On the support $S$ of $\beta$ at small $\alpha$,
+**Method.** The minimiser is found from the convex dual
+$F(\nu) = \sum_i \psi_i((X^\top\nu)_i) - y^\top\nu$ with $\psi_i = \varphi_i^*$
+($\psi_i' = \beta_i(s_i)$), minimised by a damped Newton method (Armijo backtracking on $F$, or on
+$\|\nabla F\|$ once $F$ is flat to rounding), continued in $\alpha$ from the kernel regime down to
+the requested $\alpha$ (stages that shrink $\alpha^D$ by $10^4$ at $D = 2$, i.e. $\alpha$ by 100,
+and by $10^8$ at $D \ge 3$, which took 16-18% fewer Newton steps over
+`benchmarks/limits_robustness.py`; at most 16 stages, so it is `jit`/`vmap`-able). Each stage
+starts from the best (lowest $F$) of three points: the last stage's $\nu$ and two extrapolations
+from the last two stages. On the support $S$ of $\beta$ at small $\alpha$,
 $X_S^\top\nu = \log|\beta_S| - 2\log\alpha\,\operatorname{sign}\beta_S$ is affine in $\log\alpha$
-for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$ geometric in $\log\alpha$ for $D \ge
-3$; with these starts most small-$\alpha$ stages take 0-2 Newton steps. Intermediate stages stop at
-$\|X\beta - y\| \le 10^{-3}\|y\|$; at $D \ge 3$ a stage that ends with the support resolved to
-rounding ($1 - |z_S| \le 10^{-12}$) is followed directly by the stage at $\alpha$ (see *Tiny
+for $D = 2$, and $1 - |z_S| \propto \alpha^{D-2}$ makes $\nu$ geometric in $\log\alpha$ for
+$D \ge 3$; with these starts most small-$\alpha$ stages take 0-2 Newton steps. Intermediate stages
+stop at $\|X\beta - y\| \le 10^{-3}\|y\|$; at $D \ge 3$ a stage that ends with the support resolved
+to rounding ($1 - |z_S| \le 10^{-12}$) is followed directly by the stage at $\alpha$ (see *Tiny
 $\alpha$* below). For $D \ge 3$ each line search starts at 90% of the step to the domain boundary
 $|z| = 1$ (a full Newton step towards it overshoots by orders of magnitude at small $\alpha$). A
 step reads $X$ twice: $X^\top\delta$ for the direction $\delta$ (trial points of the line search
@@ -45,11 +46,11 @@ mean (`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ p
 $O(N^2)$ where the curvature is concentrated enough to truncate the Hessian to its $2N$ largest
 columns plus the rest's mean, at small $\alpha$ with $d > 4N$); where CG stalls at its step cap
 (dense targets with $d \approx 2N$) the stage switches to exact steps. CG stops on the forcing test
-$\min(0.1, \sqrt{\|\nabla F\|/\|y\|})$ (at $D \ge 3$ also on lineax's test that the last update
-be small: `_direction_cg`). The Cholesky factor carries a ridge of $N u$ on
-the unit diagonal of the Jacobi-scaled Hessian, whose condition number can exceed $1/u$ at small
-$\alpha$. All exponentials are evaluated in log space ($\log c_i^2 + |s_i|$), so nothing overflows
-for $\alpha \in [10^{-8}, 10^4]$.
+$\min(0.1, \sqrt{\|\nabla F\|/\|y\|})$ (within $10^{-3}$ of the boundary $|z| = 1$ at $D \ge 3$
+also on lineax's test that the last update be small: `_direction_cg`). The Cholesky factor carries
+a ridge of $N u$ on the unit diagonal of the Jacobi-scaled Hessian, whose condition number can
+exceed $1/u$ at small $\alpha$. All exponentials are evaluated in log space ($\log c_i^2 + |s_i|$),
+so nothing overflows for $\alpha \in [10^{-8}, 10^4]$.
 
 **Tiny $\alpha$ at depth $D\ge3$.** On the support of $\beta$ the gap $1 - |z_i|$ is about
 $(c^D/|\beta_i|)^{(D-2)/D}$ (e.g. $10^{-24}$ at $\alpha = 10^{-8}$, $D = 5$), below the
@@ -91,6 +92,7 @@ _MAX_IDLE = 6
 _SUPPORT_GAP = 1e-4
 _MAX_CG = 200
 _TRUNCATE = 1e-6
+_NEAR_BOUNDARY = 1e-3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,7 +423,7 @@ def _direction_cholesky(X, curv, g):
     return step, jnp.array(0)
 
 
-def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units=False):
+def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units=True):
     r"""An inexact Newton step by preconditioned conjugate gradients (`lineax.CG`): $O(Nd)$ per
     iteration, no $N\times N$ Hessian.
 
@@ -472,20 +474,19 @@ def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units
     # atol + rtol |iterate|, with atol in the right-hand side's units, which the step does not
     # share: where the curvature is small (steps much larger than gradients) that second test
     # asks every coordinate of the step to settle far below the forcing level. With
-    # `step_units`, CG solves for w = step / sigma with sigma = 2^40 max(1, |P^-1 g| / |g|)
-    # rounded up to a power of 2 (exact scaling: CG's iterates are unchanged), which puts
-    # |w| far below atol, so the forcing test (the inexact Newton criterion) alone decides:
-    # at depth 2, alpha = 1e-8, N = 1000, d = 1e4 0.96 -> 0.76-0.80 s, 317 -> 269 CG
-    # iterations. Only at depth 2: at depth >= 3 the fraction-to-the-boundary rule makes
-    # Newton sensitive to every coordinate of the step, and the looser steps stalled it near
-    # the boundary (`benchmarks/limits_robustness.py`, N = 256, d = 600, depth 5).
-    if step_units:
-        first = precond.mv(-g)
-        ratio = jnp.max(jnp.abs(first)) / jnp.max(jnp.abs(g))
-        ratio = jnp.where(jnp.isfinite(ratio) & (ratio > 1), ratio, 1.0)
-        sigma = jnp.exp2(jnp.ceil(jnp.log2(ratio)) + 40).astype(X.dtype)
-    else:
-        sigma = jnp.array(1.0, X.dtype)
+    # `step_units` (a boolean array), CG solves for w = step / sigma with
+    # sigma = 2^40 max(1, |P^-1 g| / |g|) rounded up to a power of 2 (exact scaling: CG's
+    # iterates are unchanged), which puts |w| far below atol, so the forcing test (the inexact
+    # Newton criterion) alone decides. `_newton` sets it except within 1e-3 of the domain
+    # boundary at depth >= 3, where the fraction-to-the-boundary rule makes Newton sensitive to
+    # every coordinate of the step: there the looser steps stalled Newton
+    # (`benchmarks/limits_robustness.py`, N = 256, d = 600, depth 5). At N = 1000, d = 1e4,
+    # alpha = 1e-8 it took depth 2 from 0.96 to 0.76-0.80 s and depth 3 / 5 from 0.97 / 1.15 to
+    # 0.76 / 0.96 s; CG iterations over limits_robustness fell by 17-40%.
+    first = precond.mv(-g)
+    ratio = jnp.max(jnp.abs(first)) / jnp.max(jnp.abs(g))
+    ratio = jnp.where(jnp.isfinite(ratio) & (ratio > 1), ratio, 1.0)
+    sigma = jnp.where(step_units, jnp.exp2(jnp.ceil(jnp.log2(ratio)) + 40), 1.0).astype(X.dtype)
 
     def solve(matvec):
         hess = lx.FunctionLinearOperator(
@@ -606,6 +607,9 @@ def _newton(
 
     def body(carry):
         nu, s, F, g, curv, done, k, _, num_cg, exact, best, idle, resolved = carry
+        # CG on the forcing test alone (`_direction_cg`), except within _NEAR_BOUNDARY of the
+        # domain boundary |z| = 1 at depth >= 3.
+        far = (D == 2) | (1 - jnp.max(w0 ** (D - 2) * jnp.abs(s)) > _NEAR_BOUNDARY)
         if precond_rank is None:
             step, cg_steps = _direction_cholesky(X, curv, g)
         else:
@@ -618,7 +622,7 @@ def _newton(
 
             def inexact_step():
                 step, n, ok = _direction_cg(
-                    X, XT, colsq, curv, g, ynorm, precond_rank, truncate, D == 2
+                    X, XT, colsq, curv, g, ynorm, precond_rank, truncate, far
                 )
                 n = n.astype(num_cg.dtype)
                 return jax.lax.cond(
