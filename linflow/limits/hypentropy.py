@@ -478,11 +478,14 @@ def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units
     # sigma = 2^40 max(1, |P^-1 g| / |g|) rounded up to a power of 2 (exact scaling: CG's
     # iterates are unchanged), which puts |w| far below atol, so the forcing test (the inexact
     # Newton criterion) alone decides. `_newton` sets it except within 1e-3 of the domain
-    # boundary at depth >= 3, where the fraction-to-the-boundary rule makes Newton sensitive to
-    # every coordinate of the step: there the looser steps stalled Newton
-    # (`benchmarks/limits_robustness.py`, N = 256, d = 600, depth 5). At N = 1000, d = 1e4,
-    # alpha = 1e-8 it took depth 2 from 0.96 to 0.76-0.80 s and depth 3 / 5 from 0.97 / 1.15 to
-    # 0.76 / 0.96 s; CG iterations over limits_robustness fell by 17-40%.
+    # boundary at depth >= 3, where the fraction-to-the-boundary rule makes the step length
+    # depend on every coordinate of the step and the more accurate steps save Newton steps (at
+    # N = 1000, d = 1e4, depth 5, alpha = 1e-2: 0.78 s and 108 CG iterations against 0.87 s and
+    # 236 with the forcing test alone everywhere, which also meets `rtol` on all 640 solves of
+    # `benchmarks/limits_robustness.py`). At N = 1000, d = 1e4, alpha = 1e-8 it took depth 2
+    # from 0.96 to 0.76-0.80 s and depth 3 / 5 from 0.97 / 1.15 to 0.76 / 0.96 s; CG iterations
+    # over limits_robustness fell by 17-40%. (The update test in step units without the 2^40,
+    # i.e. still active, stalled Newton on 6 of those 640, at N = 256, d = 600, depth 5.)
     first = precond.mv(-g)
     ratio = jnp.max(jnp.abs(first)) / jnp.max(jnp.abs(g))
     ratio = jnp.where(jnp.isfinite(ratio) & (ratio > 1), ratio, 1.0)
@@ -608,7 +611,7 @@ def _newton(
     def body(carry):
         nu, s, F, g, curv, done, k, _, num_cg, exact, best, idle, resolved = carry
         # CG on the forcing test alone (`_direction_cg`), except within _NEAR_BOUNDARY of the
-        # domain boundary |z| = 1 at depth >= 3.
+        # domain boundary |z| = 1 at depth >= 3 (fewer Newton steps there).
         far = (D == 2) | (1 - jnp.max(w0 ** (D - 2) * jnp.abs(s)) > _NEAR_BOUNDARY)
         if precond_rank is None:
             step, cg_steps = _direction_cholesky(X, curv, g)
