@@ -17,3 +17,16 @@ def getkey():
         return sub
 
     return _getkey
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compilation caches after each test module.
+
+    Every compiled XLA:CPU program keeps its machine code in memory mappings of its own; the
+    whole suite in one process compiles enough programs to pass Linux's default limit of 65,530
+    mappings per process (`vm.max_map_count`), after which compilation crashes (segmentation
+    fault or abort inside XLA). Programs a later module needs are compiled again.
+    """
+    yield
+    jax.clear_caches()
