@@ -83,7 +83,7 @@ from .._checks import as_float_array, check_finite, check_positive, is_concrete
 _NUM_STAGES = 16
 _FLOOR_CHECK = 1e-3
 _TO_BOUNDARY = 0.9
-_STAGE_SHRINK = {2: 1e4}
+_STAGE_SHRINK = 1e4
 _STAGE_SHRINK_DEEP = 1e8
 _STAGE_TOL = 1e-3
 _MAX_NEWTON = 60
@@ -527,15 +527,18 @@ def _precond_rank(newton_solve, n, d):
     return int(min(d, max(16, n // 4)))
 
 
-def _dual_point(X, y, nu, logc, w0, D):
-    r"""$s = X^\top\nu$, $\beta(s)$, $\psi''(s)$ and $F(\nu)$ ($+\infty$ where $\beta$ is not
-    finite, i.e. off the domain)."""
-    # (nu @ X rather than X.T @ nu: XLA's CPU matrix-vector product is several times faster in
-    # this orientation for a row-major X.)
-    s = nu @ X
+def _dual_value(s, nu, y, logc, w0, D):
+    r"""$F(\nu)$ ($+\infty$ where $\beta$ is not finite, i.e. off the domain), the size of its
+    terms ($\sum\psi + |y^\top\nu|$, for "flat to rounding"), $\beta(s)$ and $\psi''(s)$,
+    given $s = X^\top\nu$: $O(d)$. (Callers form $s$ as `nu @ X` rather than `X.T @ nu`:
+    XLA's CPU matrix-vector product is several times faster in this orientation for a
+    row-major X.)"""
     beta, psi, curv = _dual_terms(s, logc, w0, D)
-    F = jnp.where(jnp.all(jnp.isfinite(beta)), jnp.sum(psi) - y @ nu, jnp.inf)
-    return s, beta, curv, F
+    ok = jnp.all(jnp.isfinite(beta))
+    total = jnp.sum(psi)
+    F = jnp.where(ok, total - y @ nu, jnp.inf)
+    fscale = jnp.where(ok, total + jnp.abs(y @ nu), jnp.inf)
+    return F, fscale, beta, curv
 
 
 def _newton(
@@ -564,19 +567,13 @@ def _newton(
     ynorm = jnp.linalg.norm(y)
 
     def at(nu, s):
-        # F, beta, psi'' at nu given s = X^T nu: O(d).
-        beta, psi, curv = _dual_terms(s, logc, w0, D)
-        ok = jnp.all(jnp.isfinite(beta))
-        total = jnp.sum(psi)
-        F = jnp.where(ok, total - y @ nu, jnp.inf)
-        # The size of F's terms, for "F is flat to rounding" below.
-        fscale = jnp.where(ok, total + jnp.abs(y @ nu), jnp.inf)
+        F, fscale, beta, curv = _dual_value(s, nu, y, logc, w0, D)
         if D > 2:
             # A gap 1 - |z_i| at 1e-12 means c^D < 1e-20 |beta_i|: beta_S is then recovered by
             # the support solution, and more Newton steps cannot resolve z any further (the
             # stagnation test below then stops after 2 idle steps instead of _MAX_IDLE).
             gap = 1 - jnp.max(w0 ** (D - 2) * jnp.abs(s))
-            resolved = ok & (gap <= 1e-12)
+            resolved = jnp.all(jnp.isfinite(beta)) & (gap <= 1e-12)
         else:
             resolved = jnp.array(False)
         return F, fscale, beta, curv, resolved
@@ -731,9 +728,10 @@ def _minimise(X, XT, y, alpha, w0, D, rtol, precond_rank=None):
     alpha_start = 10.0 * (b_scale / jnp.min(w0) ** D) ** (1.0 / D)
     log_a = jnp.log(alpha)
     log_a0 = jnp.maximum(log_a, jnp.log(alpha_start))
-    # Stages shrink alpha^D by a factor _STAGE_SHRINK (alpha by 100 at depth 2; more if
-    # _NUM_STAGES stages would not reach alpha), and stop once a stage at alpha has converged.
-    shrink = _STAGE_SHRINK.get(D, _STAGE_SHRINK_DEEP)
+    # Stages shrink alpha^D by a factor _STAGE_SHRINK at depth 2 (alpha by 100) and
+    # _STAGE_SHRINK_DEEP at depth >= 3 (more if _NUM_STAGES stages would not reach alpha), and
+    # stop once a stage at alpha has converged.
+    shrink = _STAGE_SHRINK if D == 2 else _STAGE_SHRINK_DEEP
     log_step = jnp.maximum(jnp.log(shrink) / D, (log_a0 - log_a) / _NUM_STAGES)
     log_w0 = jnp.log(w0)
 
@@ -759,7 +757,7 @@ def _minimise(X, XT, y, alpha, w0, D, rtol, precond_rank=None):
         geometric = jnp.where(moved, jnp.exp(e * dp) * jnp.expm1(e * dn) / jnp.expm1(e * dp), 0.0)
         logc = la + log_w0
         cands = jnp.stack([nu, nu + affine * (nu - nu_prev), nu + geometric * (nu - nu_prev)])
-        vals = jax.vmap(lambda c: _dual_point(X, y, c, logc, w0, D)[3])(cands)
+        vals = jax.vmap(lambda c: _dual_value(c @ X, c, y, logc, w0, D)[0])(cands)
         start = cands[jnp.argmin(vals)]
         # Intermediate stages only need to be close enough to start the next one. A stage at
         # alpha that stops at the Newton step cap is continued by the next one.
