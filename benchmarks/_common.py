@@ -17,10 +17,13 @@ jax.config.update("jax_enable_x64", True)
 ROOT = Path(__file__).resolve().parent / "results"
 
 
-def parse(description: str) -> argparse.Namespace:
+def parse(description: str, extra=None) -> argparse.Namespace:
+    """--quick, --out, and whatever `extra(parser)` adds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke test)")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 
@@ -37,6 +40,7 @@ def machine() -> dict:
         "cpu_count": os.cpu_count(),
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
         "jax_version": jax.__version__,
         "date": time.strftime("%Y-%m-%d"),
     }

@@ -48,6 +48,8 @@ def _problem(n, d, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (< 60 s)")
+    parser.add_argument("--sizes", nargs="+", default=None, help="N x d pairs, e.g. 1000x10000")
+    parser.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     args = parser.parse_args()
     if args.quick:
         sizes = [(10, 100), (100, 1_000)]
@@ -55,7 +57,9 @@ def main():
     else:
         sizes = [(10, 100), (100, 1_000), (300, 3_000), (1_000, 10_000)]
         alphas, depths, lp_max = [1e-8, 1e-2, 1.0, 1e4], [2, 3, 5], 3_000
-    out = ROOT / "quick" if args.quick else ROOT
+    if args.sizes:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
+    out = Path(args.out) if args.out else ROOT / "quick" if args.quick else ROOT
     out.mkdir(parents=True, exist_ok=True)
 
     rows = []
@@ -110,6 +114,7 @@ def main():
             platform=platform.platform(),
             cpu_count=os.cpu_count(),
             jax_backend=jax.default_backend(),
+            device_kind=jax.devices()[0].device_kind,
             jax_version=jax.__version__,
             date=time.strftime("%Y-%m-%d"),
         ),
