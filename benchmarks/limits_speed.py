@@ -56,7 +56,7 @@ def main():
         alphas, depths, lp_max = [1e-6, 1e-2, 1.0], [2, 3], 1_000
     else:
         sizes = [(10, 100), (100, 1_000), (300, 3_000), (1_000, 10_000)]
-        alphas, depths, lp_max = [1e-8, 1e-2, 1.0, 1e4], [2, 3, 5], 3_000
+        alphas, depths, lp_max = [1e-8, 1e-2, 1.0, 1e4], [2, 3, 4, 5], 3_000
     if args.sizes:
         sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
     out = Path(args.out) if args.out else ROOT / "quick" if args.quick else ROOT
