@@ -73,6 +73,24 @@ def _data(seed, n=10, d=25, sparse=False):
     return X, y
 
 
+def _planted(seed, n, d, k):
+    """X with N(0, 1/n) entries and y = X b for a k-sparse b with N(0, 1) entries; also b and
+    the generator (for further draws from the same stream)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) / np.sqrt(n)
+    b = np.zeros(d)
+    b[rng.choice(d, k, replace=False)] = rng.standard_normal(k)
+    return X, X @ b, b, rng
+
+
+def _assert_matches_cholesky(X, y, b_cg, alpha, depth, w0=None):
+    """The answer with CG steps equals the one with exact (Cholesky) Newton steps."""
+    b_chol = np.asarray(
+        hypentropy_minimiser(X, y, alpha, depth=depth, w0=w0, newton_solve="cholesky")
+    )
+    np.testing.assert_allclose(np.asarray(b_cg), b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
+
+
 # ---------------------------------------------------------------------------------------------
 # The potential
 
@@ -317,11 +335,7 @@ def test_depth3_small_alpha_lands_on_exactly_recovered_sparse_vector(alpha):
     # depth-3 minimiser is within O(alpha^3) of min-l1 (Woodworth et al. Thm 3), i.e. the plant
     # to rounding. On the way the Jacobi-scaled Newton Hessian has a condition number beyond
     # 1/u (curvatures from alpha^3 off the support to 1e10 on it).
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((80, 200)) / np.sqrt(80)
-    plant = np.zeros(200)
-    plant[rng.choice(200, 16, replace=False)] = rng.standard_normal(16)
-    y = X @ plant
+    X, y, plant, _ = _planted(4, 80, 200, 16)
     np.testing.assert_allclose(min_l1(X, y), plant, rtol=0, atol=1e-7)
     beta, info = hypentropy_minimiser(X, y, alpha, depth=3, return_info=True)
     assert bool(info["ok"])
@@ -341,8 +355,7 @@ def test_conjugate_gradient_steps_with_dense_targets_and_few_features(depth):
     b_cg = np.asarray(b_cg)
     assert bool(info["ok"]) and int(info["cg_steps"]) > 0
     assert np.linalg.norm(X @ b_cg - y) <= 1e-12 * np.linalg.norm(y)
-    b_chol = np.asarray(hypentropy_minimiser(X, y, 1e-3, depth=depth, newton_solve="cholesky"))
-    np.testing.assert_allclose(b_cg, b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
+    _assert_matches_cholesky(X, y, b_cg, 1e-3, depth)
 
 
 def test_conjugate_gradient_steps_near_the_boundary_at_depth5():
@@ -350,12 +363,8 @@ def test_conjugate_gradient_steps_near_the_boundary_at_depth5():
     # dual domain's boundary: a looser CG stopping rule (lineax's update test measured in the
     # step's units) stalled Newton here (error estimate 2e-6, `rtol` not met). Truth: the
     # residual and the Cholesky answer.
-    rng = np.random.default_rng(6)
     n, d = 256, 600
-    X = rng.standard_normal((n, d)) / np.sqrt(n)
-    b = np.zeros(d)
-    b[rng.choice(d, n // 5, replace=False)] = rng.standard_normal(n // 5)
-    y = X @ b
+    X, y, _, rng = _planted(6, n, d, n // 5)
     w0 = rng.uniform(0.5, 2.0, d)
     b_cg, info = hypentropy_minimiser(
         X, y, 1e-8, depth=5, w0=w0, newton_solve="cg", return_info=True, throw=False
@@ -363,8 +372,7 @@ def test_conjugate_gradient_steps_near_the_boundary_at_depth5():
     assert bool(info["ok"]) and int(info["cg_steps"]) > 0
     b_cg = np.asarray(b_cg)
     assert np.linalg.norm(X @ b_cg - y) <= 1e-12 * np.linalg.norm(y)
-    b_chol = np.asarray(hypentropy_minimiser(X, y, 1e-8, depth=5, w0=w0, newton_solve="cholesky"))
-    np.testing.assert_allclose(b_cg, b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
+    _assert_matches_cholesky(X, y, b_cg, 1e-8, 5, w0=w0)
 
 
 def test_support_solution_is_refined_off_the_support_at_depth4():
@@ -373,19 +381,13 @@ def test_support_solution_is_refined_off_the_support_at_depth4():
     # converged off the support; the support solution alone kept a residual of 2.7e-10. Truth:
     # the KKT conditions (a least-squares check independent of the solver's dual variables),
     # and the answer with exact (Cholesky) Newton steps.
-    rng = np.random.default_rng(2)
-    n, d = 300, 3000
-    X = rng.standard_normal((n, d)) / np.sqrt(n)
-    b = np.zeros(d)
-    b[rng.choice(d, n // 10, replace=False)] = rng.standard_normal(n // 10)
-    y = X @ b
+    X, y, _, _ = _planted(2, 300, 3000, 30)
     b_cg, info = hypentropy_minimiser(
         X, y, 1e-2, depth=4, newton_solve="cg", return_info=True, throw=False
     )
     assert bool(info["ok"]) and bool(info["support_solution"])
     assert float(hypentropy_kkt_residual(X, y, b_cg, 1e-2, depth=4)) <= 2e-11
-    b_chol = hypentropy_minimiser(X, y, 1e-2, depth=4, newton_solve="cholesky")
-    np.testing.assert_allclose(b_cg, b_chol, rtol=0, atol=1e-9 * np.abs(b_chol).max())
+    _assert_matches_cholesky(X, y, b_cg, 1e-2, 4)
 
 
 def test_unknown_newton_solve_is_rejected():
