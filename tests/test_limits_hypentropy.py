@@ -390,6 +390,76 @@ def test_support_solution_is_refined_off_the_support_at_depth4():
     _assert_matches_cholesky(X, y, b_cg, 1e-2, 4)
 
 
+def test_top_k_selection_matches_numpy_sort():
+    # The solver's integer-key selection against np.sort: signs, zeros of both signs,
+    # infinities, subnormals, ties and values spread over 1e-30..1e30.
+    from linflow.limits.hypentropy import _top_k
+
+    rng = np.random.default_rng(21)
+    for trial in range(40):
+        d = int(rng.integers(1, 600))
+        k = int(rng.integers(1, d + 1))
+        v = rng.standard_normal(d) * np.exp(rng.standard_normal(d) * 30)
+        if trial % 3 == 1:
+            v = np.round(v)  # many ties
+        if trial % 3 == 2 and d >= 5:
+            v[:5] = [np.inf, -np.inf, 0.0, -0.0, 1e-320]
+        vals, idx = _top_k(jnp.asarray(v), k)
+        idx = np.asarray(idx)
+        assert len(set(idx.tolist())) == k
+        np.testing.assert_array_equal(v[idx], np.asarray(vals))
+        # Values that differ by more than the dropped 14 mantissa bits are in exact order.
+        np.testing.assert_allclose(np.asarray(vals), np.sort(v)[::-1][:k], rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("outliers", [6, 16])
+def test_conjugate_gradient_direction_solves_the_newton_system(outliers):
+    # 6 columns of large curvature: the preconditioner keeps half its rank (8 of 16);
+    # 16: all of it. Either way the CG step must solve X diag(c) X^T step = -g (a dense solve
+    # here) to the forcing tolerance, which is 1e-10 for this gradient.
+    from linflow.limits.hypentropy import _direction_cg
+
+    rng = np.random.default_rng(22)
+    n, d = 64, 400
+    X = rng.standard_normal((n, d))
+    curv = np.exp(rng.uniform(-2.0, 0.0, d))
+    curv[rng.choice(d, outliers, replace=False)] = 1e6
+    g = rng.standard_normal(n)
+    ynorm = 1e20 * np.linalg.norm(g)
+    step, cg_steps, ok = _direction_cg(
+        jnp.asarray(X),
+        jnp.asarray(X.T.copy()),
+        jnp.asarray(np.sum(X * X, axis=0)),
+        jnp.asarray(curv),
+        jnp.asarray(g),
+        jnp.asarray(ynorm),
+        16,
+    )
+    hess = (X * curv) @ X.T
+    exact = np.linalg.solve(hess, -g)
+    assert bool(ok) and int(cg_steps) < 200
+    np.testing.assert_allclose(hess @ np.asarray(step), -g, rtol=0, atol=1e-8 * np.abs(g).max())
+    assert np.linalg.norm(np.asarray(step) - exact) <= 1e-6 * np.linalg.norm(exact)
+
+
+def test_exact_step_on_the_truncated_hessian_solves_the_full_newton_system():
+    # d > 4N and all but 1e-10 of the curvature on 100 columns: the exact step (taken where CG
+    # fails) factors the 2N = 128 top columns plus the rest's mean, which must agree with a
+    # dense solve of the full system to the rest's relative size.
+    from linflow.limits.hypentropy import _direction_exact
+
+    rng = np.random.default_rng(23)
+    n, d = 64, 400
+    X = rng.standard_normal((n, d))
+    curv = np.full(d, 1e-6)
+    curv[rng.choice(d, 100, replace=False)] = 1e6
+    g = rng.standard_normal(n)
+    args = (jnp.asarray(X), jnp.asarray(X.T.copy()), jnp.asarray(np.sum(X * X, axis=0)))
+    step = np.asarray(_direction_exact(*args, jnp.asarray(curv), jnp.asarray(g), True))
+    exact = np.linalg.solve((X * curv) @ X.T, -g)
+    assert np.linalg.norm(step - exact) <= 1e-9 * np.linalg.norm(exact)
+
+
 def test_unknown_newton_solve_is_rejected():
     X, y = _data(14)
     with pytest.raises(ValueError, match="newton_solve"):
