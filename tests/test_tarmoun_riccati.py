@@ -77,6 +77,16 @@ def test_symmetric_closed_form_uses_only_the_symmetric_part_and_reaches_psd_proj
     np.testing.assert_allclose(late, jnp.stack([proj, proj]), atol=1e-12)
 
 
+def test_closed_form_jits_with_closed_over_times(getkey):
+    # The t >= 0 check must not call bool() on a jnp comparison a caller's jit has staged.
+    A = jr.normal(getkey(), (4, 4))
+    U0 = 0.3 * jr.normal(getkey(), (4, 5))
+    ts = jnp.array([0.5, 2.0])
+    eager = limits.symmetric_riccati_solution(A, U0, ts)
+    jitted = jax.jit(lambda U: limits.symmetric_riccati_solution(A, U, ts))(U0)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-12)
+
+
 def test_symmetric_spectral_eigenvalues_match_eq9_and_the_flow(getkey):
     n = 4
     Y = _sym_target(getkey(), n)

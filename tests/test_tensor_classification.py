@@ -64,3 +64,12 @@ def test_non_separable_data_is_reported():
         tensor_margin_direction("diagonal", X, jnp.array([1.0, 2.0]))
     with pytest.raises(NotImplementedError):
         tensor_margin_direction("diagonal", X, LABELS, depth=3)
+
+
+def test_problem_builds_inside_jit_with_closed_over_labels():
+    # The +-1 check must not call bool() on a jnp comparison a caller's jit has staged.
+    import jax
+
+    loss = jax.jit(lambda w: linflow.Classification(X, LABELS).loss(w))
+    w = jnp.array([0.3, -0.2])
+    np.testing.assert_allclose(loss(w), linflow.Classification(X, LABELS).loss(w), rtol=1e-14)

@@ -13,6 +13,7 @@ exponentials are never formed where they could overflow, and $Y$ is never invert
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_float_array
@@ -26,7 +27,7 @@ _LOG_CAP = 150.0
 
 def _times(t, dtype):
     t = jnp.asarray(t, dtype)
-    if not isinstance(t, jax.core.Tracer) and bool(jnp.any(t < 0)):
+    if not isinstance(t, jax.core.Tracer) and np.any(np.asarray(t) < 0):
         raise ValueError("`t` must be >= 0.")
     return t
 
