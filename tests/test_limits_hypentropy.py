@@ -4,6 +4,7 @@ a 60-digit reference, LP limits, Woodworth et al. Thm 2, and the exact gradient 
 
 import equinox as eqx
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -271,6 +272,24 @@ def test_minimiser_vmaps_over_alpha():
     for a, b in zip(alphas, betas):
         eager = hypentropy_minimiser(X, y, a, depth=3)
         np.testing.assert_allclose(b, eager, rtol=0, atol=1e-12 * np.abs(eager).max())
+
+
+def test_minimiser_solves_a_vmapped_batch_one_member_at_a_time():
+    # Batched, every branch of the solver would run both sides and every loop to the slowest
+    # member (far slower than a loop); under vmap the members are solved by a lax.map, i.e. a
+    # scan over the batch.
+    X, y = _data(10, sparse=True)
+    solve = lambda a: hypentropy_minimiser(X, y, a, depth=3, throw=False)
+    jaxpr = jax.make_jaxpr(jax.vmap(solve))(jnp.array([0.1, 1.0, 10.0]))
+    scans = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+    assert [e.params["length"] for e in scans] == [3]
+
+
+def _equations(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            yield from _equations(sub)
 
 
 def test_minimiser_vmaps_over_targets():

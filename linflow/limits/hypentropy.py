@@ -52,9 +52,12 @@ Cholesky for small problems, and for $N \ge 256$, $d \ge 2N$ by conjugate gradie
 preconditioned with the columns of largest curvature kept exactly and the rest replaced by their
 mean (`_direction_cg`), which costs $O(Nd)$ per iteration instead of $O(N^2d)$ per step (and
 $O(N^2)$ where the curvature is concentrated enough to truncate the Hessian to its $2N$ largest
-columns plus the rest's mean, at small $\alpha$ with $d > 4N$); where CG stalls at its step cap
-(supports of about $N$ coordinates) the stage switches to exact steps (Cholesky of that truncated
-Hessian where it applies, $O(N^2\cdot 2N)$). CG stops on the forcing test
+columns plus the rest's mean, at small $\alpha$ with $d > 4N$); after a CG solve that stalls at
+its step cap or needs more than 50 iterations (supports of about $N$ coordinates) the stage
+switches to exact steps (Cholesky of that truncated Hessian where it applies,
+$O(N^2\cdot 2N)$; switching after 50 rather than only at the cap of 200 took a third of the CG
+iterations off `benchmarks/limits_robustness.py`, 2% of the Newton steps, and a quarter of the
+time off the past-recovery solves under *Speed* in `docs/limits.md`). CG stops on the forcing test
 $\min(0.1, \sqrt{\|\nabla F\|/\|y\|})$ (within $10^{-3}$ of the boundary $|z| = 1$ at $D \ge 3$
 also on lineax's test that the last update be small: `_direction_cg`). The Cholesky factor carries
 a ridge of $N u$ on the unit diagonal of the Jacobi-scaled Hessian, whose condition number can
@@ -110,6 +113,7 @@ _SUPPORT_GAP = 1e-4
 _REFINE_ABOVE = 3e-11
 _REFINE_MAX_WORK = 3e10  # N^2 d of the refinement's Hessian (N = 1000, d = 1e4: 1e10, 0.18 s)
 _MAX_CG = 200
+_CG_EXACT_AFTER = 50
 _TRUNCATE = 1e-6
 _NEAR_BOUNDARY = 1e-3
 _PREDICT_GAP = 1e-2
@@ -356,7 +360,9 @@ def hypentropy_minimiser(
     $X\operatorname{diag}(\psi'')X^\top$, $O(N^2 d)$, or preconditioned conjugate gradients, $O(Nd)$
     per iteration: see `newton_solve`).
     `jit`- and `vmap`-able (e.g. over `alpha`, or over the rows of a matrix of targets `Y` for
-    several targets; pass `throw=False` under `vmap`).
+    several targets; pass `throw=False` under `vmap`). A vmapped batch is solved one member
+    after another (a `lax.map`: batched, every branch of the solver would run both sides and
+    every loop to its slowest member), so it costs what a loop of single calls costs.
 
     **Arguments:**
 
@@ -465,17 +471,23 @@ def _direction_exact(X, XT, colsq, curv, g, truncate):
     if not truncate:
         return _direction_cholesky(X, curv, g)[0]
     n = X.shape[0]
-    contrib = curv * colsq
-    total = jnp.sum(contrib)
-    top, idx = _top_k(contrib, 2 * n)
-    rest = total - jnp.sum(top)
+    _, _, _, idx, rest, fits = _largest_contributions(curv, colsq, 2 * n)
 
     def truncated():
         return _direction_cholesky(XT[idx].T, curv[idx], g, shift=rest / n)[0]
 
-    return jax.lax.cond(
-        rest <= _TRUNCATE * total, truncated, lambda: _direction_cholesky(X, curv, g)[0]
-    )
+    return jax.lax.cond(fits, truncated, lambda: _direction_cholesky(X, curv, g)[0])
+
+
+def _largest_contributions(curv, colsq, k):
+    r"""The columns' curvature contributions $\psi''_j\|X_{:,j}\|^2$, their total, the `k`
+    largest (values and indices), the rest's sum, and whether that rest is at most
+    `_TRUNCATE` of the total (where the Hessian may be truncated to those `k` columns)."""
+    contrib = curv * colsq
+    total = jnp.sum(contrib)
+    top, idx = _top_k(contrib, k)
+    rest = total - jnp.sum(top)
+    return contrib, total, top, idx, rest, rest <= _TRUNCATE * total
 
 
 def _top_k(values, k):
@@ -525,15 +537,10 @@ def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units
     Hessian's error only slows it from quadratic to a linear rate of about its relative size.
     """
     n = X.shape[0]
-    contrib = curv * colsq
-    total = jnp.sum(contrib)
     # `truncate` is set exactly where truncation may pay: d > 4N.
-    keep = 2 * n if truncate else None
-    if keep is None:
-        top, idx = _top_k(contrib, rank)
-    else:
-        top_keep, idx_keep = _top_k(contrib, keep)
-        top, idx = top_keep[:rank], idx_keep[:rank]
+    keep = 2 * n if truncate else rank
+    contrib, total, top_keep, idx_keep, rest_keep, fits = _largest_contributions(curv, colsq, keep)
+    top, idx = top_keep[:rank], idx_keep[:rank]
     # Rows of X^T: a contiguous gather (columns of a row-major X are strided).
     Ut = XT[idx] * jnp.sqrt(curv[idx])[:, None]
     eye = jnp.eye(rank, dtype=X.dtype)
@@ -612,15 +619,14 @@ def _direction_cg(X, XT, colsq, curv, g, ynorm, rank, truncate=False, step_units
     def full():
         return solve(lambda v: X @ (curv * (v @ X)))
 
-    if keep is None:
+    if not truncate:
         return full()
 
     def truncated():
         XTk, ck = XT[idx_keep], curv[idx_keep]
-        mu_rest = (total - jnp.sum(top_keep)) / n
-        return solve(lambda v: (ck * (XTk @ v)) @ XTk + mu_rest * v)
+        return solve(lambda v: (ck * (XTk @ v)) @ XTk + rest_keep / n * v)
 
-    return jax.lax.cond(total - jnp.sum(top_keep) <= _TRUNCATE * total, truncated, full)
+    return jax.lax.cond(fits, truncated, full)
 
 
 def _precond_rank(newton_solve, n, d):
@@ -721,8 +727,9 @@ def _newton(
             step, cg_steps = _direction_cholesky(X, curv, g)
         else:
             # Where the preconditioner fails (CG at its step cap: e.g. d ~ 2N, a dense target and
-            # depth >= 3 near the boundary), inexact steps stall Newton: from the first failure
-            # on, this stage takes exact (Cholesky) steps (always finite: `_direction_cholesky`
+            # depth >= 3 near the boundary), inexact steps stall Newton, and where it struggles
+            # (over _CG_EXACT_AFTER iterations) CG costs more than an exact step: from then on,
+            # this stage takes exact (Cholesky) steps (always finite: `_direction_cholesky`
             # falls back to a scaled gradient step).
             def exact_step():
                 step = _direction_exact(X, XT, colsq, curv, g, truncate)
@@ -733,9 +740,11 @@ def _newton(
                     X, XT, colsq, curv, g, ynorm, precond_rank, truncate, far
                 )
                 n = n.astype(num_cg.dtype)
+                # A CG solve that needed more than _CG_EXACT_AFTER iterations is kept, but the
+                # rest of the stage takes exact steps.
                 return jax.lax.cond(
                     ok & jnp.all(jnp.isfinite(step)),
-                    lambda: (step, n, jnp.array(False)),
+                    lambda: (step, n, n > _CG_EXACT_AFTER),
                     lambda: (exact_step()[0], n, jnp.array(True)),
                 )
 
@@ -821,6 +830,19 @@ def _newton(
 
 @eqx.filter_jit
 def _minimise(X, XT, y, alpha, w0, D, rtol, precond_rank=None):
+    # Under `vmap` (over alpha, targets, ...) the batch is solved one member after another
+    # (`lax.map`). Batched, every `lax.cond` of the solver runs both branches (exact and CG
+    # steps, full and truncated Hessian products, every CG solve to the slowest member's
+    # count) and every while loop runs to its slowest member: at N = 300, d = 3000, depth 3
+    # a vmap over two alphas had not finished in 10 minutes, where a loop over four takes
+    # 0.11 s; at N = 40, d = 100 over four alphas it took 2-3x the loop's time.
+    def one(X, XT, y, alpha, w0, rtol):
+        return _minimise_one(X, XT, y, alpha, w0, D, rtol, precond_rank)
+
+    return jax.custom_batching.sequential_vmap(one)(X, XT, y, alpha, w0, rtol)
+
+
+def _minimise_one(X, XT, y, alpha, w0, D, rtol, precond_rank):
     dtype = X.dtype
     eps = jnp.finfo(dtype).eps
     ynorm = jnp.linalg.norm(y)
