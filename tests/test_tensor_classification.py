@@ -1,6 +1,7 @@
 """Yun et al. 2021, Cor. 1-3: exponential-loss flows of linear tensor networks on separable
 data converge in direction to a max-margin direction in the transformed space."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -68,8 +69,6 @@ def test_non_separable_data_is_reported():
 
 def test_problem_builds_inside_jit_with_closed_over_labels():
     # The +-1 check must not call bool() on a jnp comparison a caller's jit has staged.
-    import jax
-
     loss = jax.jit(lambda w: linflow.Classification(X, LABELS).loss(w))
     w = jnp.array([0.3, -0.2])
     np.testing.assert_allclose(loss(w), linflow.Classification(X, LABELS).loss(w), rtol=1e-14)
