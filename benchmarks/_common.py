@@ -68,7 +68,7 @@ def timed(fn, *args, repeat: int = 1):
 def parse_with_options(description, extra=None):
     """Like `parse`, with extra arguments added by `extra(parser)`; returns (args, out dir)."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="small sizes, < 60 s, results/quick/")
+    p.add_argument("--quick", action="store_true", help="small sizes (smoke test), results/quick/")
     if extra is not None:
         extra(p)
     args = p.parse_args()
