@@ -44,9 +44,7 @@ def test_grad_of_limit_matches_implicit_function_theorem(prob, alpha, adjoint):
     beta = np.asarray(_limit(prob, alpha))
     want_a, want_y = _ift(X, beta, alpha)
     # Both Jacobians from one reverse-mode program (one compilation instead of two).
-    got_a, got_y = jax.jacrev(lambda a, y: _limit(prob, a, adj, y), argnums=(0, 1))(
-        alpha, prob.Y
-    )
+    got_a, got_y = jax.jacrev(lambda a, y: _limit(prob, a, adj, y), argnums=(0, 1))(alpha, prob.Y)
     if adjoint == "implicit":
         # The limit is the minimiser to the stop tolerance 1e-10; its derivatives inherit that
         # error amplified by the conditioning of K = X diag(beta') X^T (~1e3 here).
