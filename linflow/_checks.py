@@ -11,12 +11,13 @@ import numpy as np
 
 
 def is_concrete(x) -> bool:
+    """Whether `x` holds a value now (not a tracer inside `jit`, `vmap` or `grad`)."""
     return not isinstance(x, jax.core.Tracer)
 
 
 def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None) -> jax.Array:
     """Convert `x` to a floating JAX array, checking its rank."""
-    if isinstance(x, jax.core.Tracer):
+    if not is_concrete(x):
         arr = x
     else:
         try:

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
+from ._checks import is_concrete
 from ._results import RESULTS
 from ._saveat import SaveAt
 from ._solution import FlowSolution
@@ -42,7 +43,7 @@ def _validate(model, problem, stop):
                     "pass `stop=linflow.Converged(rtol=1e-5)`."
                 )
     for leaf in jax.tree.leaves(eqx.filter(model, eqx.is_array)):
-        if not isinstance(leaf, jax.core.Tracer) and not bool(np.all(np.isfinite(leaf))):
+        if is_concrete(leaf) and not bool(np.all(np.isfinite(leaf))):
             raise ValueError("`model` has non-finite parameters (NaN or inf).")
 
 

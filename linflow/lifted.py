@@ -46,6 +46,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._checks import is_concrete
 from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
@@ -154,7 +155,7 @@ class LiftedTwoLayer(AbstractModel):
                 f"`D` must satisfy 1 <= D < G.shape[0] = {self.G.shape[0]} (so that m >= 1), "
                 f"got D = {self.D}."
             )
-        if not isinstance(self.G, jax.core.Tracer):
+        if is_concrete(self.G):
             G = np.asarray(self.G)
             scale = max(np.abs(G).max(), np.finfo(G.dtype).tiny)
             if not np.all(np.abs(G - G.T) <= 1e-8 * scale):
@@ -247,7 +248,7 @@ class LiftedSymmetric(AbstractModel):
     def __check_init__(self):
         if self.G.ndim != 2 or self.G.shape[0] != self.G.shape[1] or self.G.shape[0] < 1:
             raise ValueError(f"`G` must be a square matrix, got shape {tuple(self.G.shape)}.")
-        if not isinstance(self.G, jax.core.Tracer):
+        if is_concrete(self.G):
             G = np.asarray(self.G)
             scale = max(np.abs(G).max(), np.finfo(G.dtype).tiny)
             if not np.all(np.abs(G - G.T) <= 1e-8 * scale):
@@ -286,7 +287,7 @@ def _lifted_solver_choice(y0):
     from ._solver import SolverChoice
 
     scale = 1.0
-    if not isinstance(y0, jax.core.Tracer):
+    if is_concrete(y0):
         scale = float(np.clip(np.abs(np.asarray(y0)).max(), 1e-200, 1.0))
     return SolverChoice(
         diffrax.Dopri8(),

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array
+from .._checks import as_float_array, is_concrete
 from ..models.factorization import TwoLayer
 
 
@@ -27,7 +27,7 @@ _LOG_CAP = 150.0
 
 def _times(t, dtype):
     t = jnp.asarray(t, dtype)
-    if not isinstance(t, jax.core.Tracer) and np.any(np.asarray(t) < 0):
+    if is_concrete(t) and np.any(np.asarray(t) < 0):
         raise ValueError("`t` must be >= 0.")
     return t
 

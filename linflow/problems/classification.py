@@ -1,11 +1,10 @@
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from .. import losses
-from .._checks import as_float_array, check_finite
+from .._checks import as_float_array, check_finite, is_concrete
 from ._base import AbstractProblem
 
 
@@ -31,7 +30,7 @@ class Classification(AbstractProblem):
             raise ValueError(
                 f"`X` has {X.shape[0]} rows but `labels` has {labels.shape[0]} entries."
             )
-        if not isinstance(labels, jax.core.Tracer) and not np.all(np.abs(np.asarray(labels)) == 1):
+        if is_concrete(labels) and not np.all(np.abs(np.asarray(labels)) == 1):
             raise ValueError("`labels` must contain only +1 and -1.")
         if loss not in ("exponential", "logistic"):
             raise ValueError(f"`loss` must be 'exponential' or 'logistic', got {loss!r}.")
