@@ -231,8 +231,7 @@ _DEVICES_SCRIPT = textwrap.dedent(
     assert len(jax.devices()) == 8, jax.devices()
     grid = {"alpha": np.logspace(-2, 0, 3), "seed": np.arange(3), "n": [3]}
     out = {}
-    for mode, devices in (("loop", jax.devices()[:1]), ("map", jax.devices()[:1]),
-                          ("map", jax.devices()), ("vmap", jax.devices()[:1]),
+    for mode, devices in (("loop", jax.devices()[:1]), ("map", jax.devices()),
                           ("vmap", jax.devices())):
         t0 = time.time()
         t = linflow.Sweep(grid, sweep_points.flow_point, mode=mode, devices=devices,
@@ -269,12 +268,11 @@ def test_sharded_over_eight_host_devices_matches_one_device():
     # The flows interpolate the data (truth independent of the sweep: X beta = y).
     assert np.max(np.abs(ref["train_residual"])) < 1e-5
     for mode in ("map", "vmap"):
-        one, eight = out[f"{mode}-1"], out[f"{mode}-8"]
-        assert eight["result"] == one["result"] == ref["result"]
-        # Per-device batch widths differ between 1 and 8 devices, and XLA's batched linear
+        eight = out[f"{mode}-8"]
+        assert eight["result"] == ref["result"]
+        # Batch widths differ between the loop and the 8 devices, and XLA's batched linear
         # solves inside the implicit steps round differently at each width (we saw 5e-12);
         # the limits agree to the flow's stop tolerance (1e-10), with margin.
-        np.testing.assert_allclose(eight["beta"], one["beta"], rtol=0, atol=1e-9, err_msg=mode)
         np.testing.assert_allclose(eight["beta"], ref["beta"], rtol=0, atol=1e-9, err_msg=mode)
 
 
