@@ -4,7 +4,10 @@ For each size (a planted sparse target with `--support` x N nonzeros): the min-l
 SVD-based least squares, the natural unit of cost), the basis-pursuit LP (`min_l1`, HiGHS) and
 the hypentropy minimiser at several alpha (compile time and the best of 3 timed calls after
 compilation, 2 at N >= 1000), with its Newton step count, relative residual and error
-estimate. Prints the minimiser / min-l2 time ratio measured in the same run.
+estimate. Prints the minimiser / min-l2 time ratio measured in the same run. Then the same
+alphas as one batch, `jax.jit(jax.vmap(...))` over alpha (solved one member after another:
+`jax.custom_batching.sequential_vmap`), against the loop of single calls timed above
+(--quick: the first size at depth 2 only).
 Writes JSON + PNG to benchmarks/results/ (--quick: benchmarks/results/quick/).
 """
 
@@ -46,6 +49,31 @@ def _problem(n, d, seed=0, support=0.1):
     return jnp.asarray(X), jnp.asarray(X @ beta)
 
 
+def _vmapped(X, y, depth, alphas, loop_rows):
+    """One batch over `alphas` under `jax.jit(jax.vmap(...))` against the loop of single calls
+    (`loop_rows`, timed in `main`), and the largest relative difference of the answers."""
+    solve = jax.jit(
+        jax.vmap(lambda a: lf.limits.hypentropy_minimiser(X, y, a, depth=depth, throw=False))
+    )
+    batch = jnp.asarray(alphas)
+    t0 = time.perf_counter()
+    betas = jax.block_until_ready(solve(batch))
+    t_compile = time.perf_counter() - t0
+    betas, t = _best_of(lambda: solve(batch), 2 if X.shape[0] >= 1000 else 3)
+    singles = [lf.limits.hypentropy_minimiser(X, y, a, depth=depth, throw=False) for a in alphas]
+    diff = max(float(jnp.linalg.norm(b - s) / jnp.linalg.norm(s)) for b, s in zip(betas, singles))
+    return dict(
+        n=X.shape[0],
+        d=X.shape[1],
+        depth=depth,
+        alphas=list(alphas),
+        vmap_s=t,
+        vmap_compile_and_first_call_s=t_compile,
+        loop_s=sum(r["seconds"] for r in loop_rows),
+        max_rel_diff=diff,
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes (< 60 s)")
@@ -70,7 +98,7 @@ def main():
     out = Path(args.out) if args.out else ROOT / "quick" if args.quick else ROOT
     out.mkdir(parents=True, exist_ok=True)
 
-    rows = []
+    rows, vmap_rows = [], []
     for n, d in sizes:
         X, y = _problem(n, d, support=args.support)
         _, t_l2 = _best_of(lambda: lf.limits.min_l2(X, y), 1)  # includes compile once
@@ -115,6 +143,15 @@ def main():
                     f"  est={row['error_estimate']:.1e}  support={row['support_solution']}"
                     f"  ok={row['ok']}"
                 )
+            if not args.quick or ((n, d), depth) == (sizes[0], depths[0]):
+                vmap_rows.append(_vmapped(X, y, depth, alphas, rows[-len(alphas) :]))
+
+    for r in vmap_rows:
+        print(
+            f"vmap over {len(alphas)} alphas: N={r['n']} d={r['d']} D={r['depth']}  "
+            f"{r['vmap_s']:.4f}s vs loop {r['loop_s']:.4f}s ({r['vmap_s'] / r['loop_s']:.2f}x), "
+            f"max |beta_vmap - beta_loop| / |beta| = {r['max_rel_diff']:.1e}"
+        )
 
     payload = dict(
         benchmark="limits_speed",
@@ -128,6 +165,7 @@ def main():
             date=time.strftime("%Y-%m-%d"),
         ),
         rows=rows,
+        vmap_rows=vmap_rows,
     )
     (out / "limits_speed.json").write_text(json.dumps(payload, indent=2))
 
