@@ -49,9 +49,10 @@ def _problem(n, d, seed=0, support=0.1):
     return jnp.asarray(X), jnp.asarray(X @ beta)
 
 
-def _vmapped(X, y, depth, alphas, loop_rows):
+def _vmapped(X, y, depth, alphas, loop_rows, singles):
     """One batch over `alphas` under `jax.jit(jax.vmap(...))` against the loop of single calls
-    (`loop_rows`, timed in `main`), and the largest relative difference of the answers."""
+    (`loop_rows` and their answers `singles`, from `main`), and the largest relative difference
+    of the answers."""
     solve = jax.jit(
         jax.vmap(lambda a: lf.limits.hypentropy_minimiser(X, y, a, depth=depth, throw=False))
     )
@@ -60,7 +61,6 @@ def _vmapped(X, y, depth, alphas, loop_rows):
     betas = jax.block_until_ready(solve(batch))
     t_compile = time.perf_counter() - t0
     betas, t = _best_of(lambda: solve(batch), 2 if X.shape[0] >= 1000 else 3)
-    singles = [lf.limits.hypentropy_minimiser(X, y, a, depth=depth, throw=False) for a in alphas]
     diff = max(float(jnp.linalg.norm(b - s) / jnp.linalg.norm(s)) for b, s in zip(betas, singles))
     return dict(
         n=X.shape[0],
@@ -76,7 +76,7 @@ def _vmapped(X, y, depth, alphas, loop_rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes (< 60 s)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--sizes", nargs="+", default=None, help="N x d pairs, e.g. 1000x10000")
     parser.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     parser.add_argument(
@@ -117,8 +117,10 @@ def main():
             t0 = time.perf_counter()
             jax.block_until_ready(solve(alphas[0]))
             t_compile = time.perf_counter() - t0
+            singles = []
             for alpha in alphas:
                 (beta, info), t = _best_of(lambda: solve(alpha), 2 if n >= 1000 else 3)
+                singles.append(beta)
                 row = dict(
                     n=n,
                     d=d,
@@ -144,7 +146,7 @@ def main():
                     f"  ok={row['ok']}"
                 )
             if not args.quick or ((n, d), depth) == (sizes[0], depths[0]):
-                vmap_rows.append(_vmapped(X, y, depth, alphas, rows[-len(alphas) :]))
+                vmap_rows.append(_vmapped(X, y, depth, alphas, rows[-len(alphas) :], singles))
 
     for r in vmap_rows:
         print(
