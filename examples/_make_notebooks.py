@@ -1,8 +1,10 @@
 """Regenerate the example notebooks: `python examples/_make_notebooks.py`.
 
 The notebooks are written without outputs (CI executes them under `LINFLOW_SMALL=1`).
-Every notebook starts with the same setup cell: install linflow on Colab, enable float64,
-read the small-size switch.
+Every notebook starts with the same setup cell: install linflow from an explicit source (on
+Colab: the repository of `[project.urls]` at this version's tag, or `LINFLOW_SOURCE`; elsewhere only
+when `LINFLOW_SOURCE` is set, as CI does with a freshly built wheel), enable float64, read the
+small-size switch. It never installs the bare name `linflow`.
 """
 
 import pathlib
@@ -13,21 +15,65 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = pathlib.Path(__file__).parent
 
+
+def project() -> dict:
+    """pyproject.toml's `[project]` table (name, version, urls)."""
+    import tomllib
+
+    return tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
+
+
+def install_source() -> str:
+    """The default install source on Colab: the repository at this version's tag, as a pip
+    requirement (`git+<Repository>@v<version>`); empty while `[project.urls] Repository` is the
+    `.invalid` placeholder, so a notebook on Colab stops and says what to set."""
+    meta = project()
+    url = meta.get("urls", {}).get("Repository", "")
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    if not url or host.endswith(".invalid"):
+        return ""
+    return f"git+{url}@v{meta['version']}"
+
+
+def _source_line() -> str:
+    default = install_source()
+    if not default:
+        return (
+            "# No public repository is configured ([project.urls] Repository, pyproject.toml).\n"
+            'LINFLOW_SOURCE = os.environ.get("LINFLOW_SOURCE", "")'
+        )
+    return f'LINFLOW_SOURCE = os.environ.get("LINFLOW_SOURCE") or ({default!r} if IN_COLAB else "")'
+
+
 SETUP = """\
 import os
+import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-# Where to install linflow from on Colab: a package name, a git URL ("git+https://...") or a path.
-LINFLOW_SOURCE = os.environ.get("LINFLOW_SOURCE", "linflow")
-if IN_COLAB:
-    %pip install --quiet {LINFLOW_SOURCE}
+# Where to install linflow from: a pip requirement naming the source exactly, such as
+# "git+https://<host>/<owner>/linflow@v<version>" or the path of a wheel. Set the environment
+# variable LINFLOW_SOURCE (or edit this line). Outside Colab nothing is installed unless it is set.
+@SOURCE_LINE@
+if LINFLOW_SOURCE and not any(s in LINFLOW_SOURCE for s in ("/", "\\\\", "://")):
+    raise ValueError(
+        "LINFLOW_SOURCE must name a source (a git URL at a tag, or a wheel's path), not the bare "
+        "name: no release of this project is on the package index, and that name may be anyone's."
+    )
+if IN_COLAB and not LINFLOW_SOURCE:
+    raise RuntimeError(
+        "Set LINFLOW_SOURCE to where linflow should be installed from, e.g. "
+        "os.environ['LINFLOW_SOURCE'] = 'git+https://<host>/<owner>/linflow@v<version>' "
+        "(the repository at a release tag) or the path of an uploaded wheel, then run this cell."
+    )
+if LINFLOW_SOURCE:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", LINFLOW_SOURCE], check=True)
 
 import jax
 
 jax.config.update("jax_enable_x64", True)  # the limits at small scale need float64
 SMALL = os.environ.get("LINFLOW_SMALL", "0") == "1"  # CI runs every notebook small
-print(jax.devices(), "small" if SMALL else "full size")"""
+print(jax.devices(), "small" if SMALL else "full size")""".replace("@SOURCE_LINE@", _source_line())
 
 
 def md(text):
