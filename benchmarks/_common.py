@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -46,9 +47,34 @@ def machine() -> dict:
     }
 
 
+def commit() -> str:
+    """The checkout's commit (short hash, `-dirty` with uncommitted changes), or "unknown"."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        run = lambda *a: subprocess.run(a, cwd=root, capture_output=True, text=True, check=True)
+        head = run("git", "rev-parse", "--short", "HEAD").stdout.strip()
+        dirty = run("git", "status", "--porcelain", "--untracked-files=no").stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def provenance(name: str, quick: bool) -> dict:
+    """What every results file starts with (benchmarks/report.py checks it): the benchmark,
+    the mode (quick or full), the machine (with the date), the library version, the commit."""
+    return {
+        "benchmark": name,
+        "mode": "quick" if quick else "full",
+        "quick": bool(quick),
+        "machine": machine(),
+        "linflow_version": lf.__version__,
+        "commit": commit(),
+    }
+
+
 def write(args, name: str, results: dict, fig=None) -> None:
     path = out_dir(args)
-    payload = {"benchmark": name, "quick": bool(args.quick), "machine": machine(), **results}
+    payload = {**provenance(name, args.quick), **results}
     (path / f"{name}.json").write_text(json.dumps(payload, indent=2, default=float))
     if fig is not None:
         fig.savefig(path / f"{name}.png", dpi=120, bbox_inches="tight")

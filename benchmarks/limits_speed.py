@@ -169,6 +169,9 @@ def main():
         rows=rows,
         vmap_rows=vmap_rows,
     )
+    from _common import provenance
+
+    payload = {**provenance("limits_speed", args.quick), **payload}
     (out / "limits_speed.json").write_text(json.dumps(payload, indent=2))
 
     import matplotlib

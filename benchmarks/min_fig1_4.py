@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import parse_with_options as parse, save_json
+from _common import parse_with_options as parse, provenance, save_json
 
 import linflow
 from linflow import limits
@@ -122,6 +122,7 @@ def main():
     save_json(
         out / "min_fig1_4.json",
         {
+            **provenance("min_fig1_4", args.quick),
             "D": D,
             "n": n,
             "m": m,

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
-from _common import gd_record, parse_with_options as parse, save_json
+from _common import gd_record, parse_with_options as parse, provenance, save_json
 
 import linflow
 from linflow import limits
@@ -108,7 +108,7 @@ def main():
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "min_fig2_3.png", dpi=120)
-    save_json(out / "min_fig2_3.json", results)
+    save_json(out / "min_fig2_3.json", {**provenance("min_fig2_3", args.quick), **results})
     print(f"wrote {out / 'min_fig2_3.json'} and .png")
 
 

@@ -214,7 +214,10 @@ def main():
         "cpu_count": os.cpu_count(),
         "version": linflow.__version__,
     }
-    (out / "sweep_throughput.json").write_text(json.dumps({"meta": meta, **results}, indent=1))
+    from _common import provenance
+
+    payload = {**provenance("sweep_throughput", args.quick), "meta": meta, **results}
+    (out / "sweep_throughput.json").write_text(json.dumps(payload, indent=1))
     plot(results, s["sizes"], out / "sweep_throughput.png")
     print(f"wrote {out / 'sweep_throughput.json'} and .png")
 

@@ -17,7 +17,7 @@ import jax.random as jr
 import matplotlib.pyplot as plt
 import numpy as np
 import scipy.optimize
-from _common import gd_record, parse_with_options as parse, save_json
+from _common import gd_record, parse_with_options as parse, provenance, save_json
 
 import linflow
 from linflow import limits
@@ -162,7 +162,7 @@ def main():
         f"symmetric vs eq. (8): {e_sym:.1e}"
     )
     res["exact"] = {"spectral_eq17": e_spec, "symmetric_eq8": e_sym}
-    save_json(out / "tarmoun.json", res)
+    save_json(out / "tarmoun.json", {**provenance("tarmoun", args.quick), **res})
     print(f"wrote {out / 'tarmoun.json'}, tarmoun_fig1.png, tarmoun_fig2.png")
 
 

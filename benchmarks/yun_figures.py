@@ -211,6 +211,9 @@ def main():
                 f"t={T:g} {t_flow * 1e3:.1f} ms (GD/flow = {t_gd / t_flow:.1f}), "
                 f"|GD - flow(T)| = {diff:.2e}{extra}"
             )
+    from _common import provenance
+
+    record = {**provenance("yun_figures", args.quick), **record}
     (out_dir / "yun_figures.json").write_text(json.dumps(record, indent=1))
     print(f"wrote {out_dir}/yun_figures.json, yun_regression.png, yun_classification.png")
 
