@@ -1,0 +1,232 @@
+"""Render the numbers in README.md and docs/ from the results files in benchmarks/results/.
+
+    python benchmarks/report.py            # rewrite every generated block in place
+    python benchmarks/report.py --check    # exit 1 if a committed block differs (tests run this)
+
+A generated block is the text between two markers in a markdown file:
+
+    <!-- report:NAME -->
+    ...
+    <!-- /report:NAME -->
+
+and NAME is a function below registered with `@block("NAME")`, which reads the results files
+and returns the block's text. Every results file (`benchmarks/results/*.json`) must say where it
+comes from (`REQUIRED`): `--check` lists the files that do not, and the `results-files` block
+tables them all, so a new benchmark's file appears there without an edit here.
+(`--quick`, the benchmarks' smoke-test flag, is `--check`.)
+"""
+
+import argparse
+import difflib
+import json
+import re
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+REQUIRED = ("benchmark", "mode", "machine", "linflow_version", "commit")
+BLOCK = re.compile(
+    r"(?P<open><!-- report:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)"
+    r"(?P<close><!-- /report:(?P=name) -->)",
+    re.S,
+)
+_BLOCKS: dict[str, Callable[[], str]] = {}
+
+
+def block(name: str):
+    def register(fn):
+        _BLOCKS[name] = fn
+        return fn
+
+    return register
+
+
+def load(name: str) -> dict:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path.relative_to(ROOT)}: no such results file")
+    return json.loads(path.read_text())
+
+
+def sci(x: float) -> str:
+    """1e-4 style (no zero padding); plain below 1e3 and above 1e-2."""
+    if 1e-2 <= abs(x) < 1e3:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def span(values, fmt="{:.1f}", sep="-") -> str:
+    lo, hi = min(values), max(values)
+    a, b = fmt.format(lo), fmt.format(hi)
+    return a if a == b else f"{a}{sep}{b}"
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+# --------------------------------------------------------------------------------------------
+# Blocks
+
+
+@block("results-files")
+def results_files() -> str:
+    rows = [
+        "| results file | benchmark | mode | machine | date | linflow | commit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("*.json")):
+        d = json.loads(path.read_text())
+        m = d.get("machine", {})
+        if m.get("jax_backend") == "gpu":
+            where = m.get("device_kind", "GPU")
+        else:
+            where = f"{m.get('cpu_count', '?')}-core CPU"
+        rows.append(
+            f"| `{path.name}` | {d.get('benchmark', '?')} | {d.get('mode', '?')} | {where} | "
+            f"{m.get('date', '?')} | {d.get('linflow_version', '?')} | {d.get('commit', '?')} |"
+        )
+    return "\n".join(rows)
+
+
+def _differentiate_ratios():
+    rows = load("differentiate")["rows"]
+    backprop = [r["backprop_s"] / r["forward_s"] for r in rows]
+    implicit = [r["implicit_s"] / r["forward_s"] for r in rows]
+    ds = sorted({r["d"] for r in rows})
+    return backprop, implicit, ds
+
+
+@block("readme-differentiate")
+def readme_differentiate() -> str:
+    backprop, implicit, ds = _differentiate_ratios()
+    return (
+        f"- **Gradients of the limit**: the implicit adjoint costs {span(implicit, '{:.2f}')}x "
+        f"one forward flow, backpropagation through the solver {span(backprop)}x "
+        f"($d$ = {ds[0]:,} to {ds[-1]:,}; `benchmarks/results/differentiate.json`)."
+    )
+
+
+@block("flow-vs-gd-min-fig2")
+def flow_vs_gd_min_fig2() -> str:
+    d = load("min_fig2_3")
+    cases = d["cases"].values()
+    gd = [c["gd_wall_s"] for c in cases]
+    flow = [c["flow_wall_s"] for c in cases]
+    steps = [c["flow_steps"] for c in cases]
+    solvers = sorted({c["flow_solver"] for c in cases})
+    ratio = [c["gd_wall_s"] / c["flow_wall_s"] for c in cases]
+    return (
+        f"| Min et al. Fig. 2 ($D={d['D']}$, $n={d['n']}$, $h={d['h']}$; {len(ratio)} "
+        f"initialisations) | η = {sci(d['lr'])}: {d['steps']:,} steps, {span(gd)} s | "
+        f"{', '.join(solvers)}: {span(steps, '{:d}')} steps, {span(flow, '{:.2f}')} s | "
+        f"{span(ratio, '{:.0f}')}× |"
+    )
+
+
+@block("reduced-vs-full")
+def reduced_vs_full() -> str:
+    rows = [r for r in load("reduced_scaling")["rows"] if "full_s" in r]
+    ratio = [r["full_s"] / r["reduced_s"] for r in rows]
+    alphas = sorted({r["alpha"] for r in rows})
+    ds = sorted({r["d"] for r in rows})
+    where = ", ".join(f"{d:,}" for d in ds)
+    lo, hi = sci(alphas[0]), sci(alphas[-1])
+    return (
+        f"The full parameter flow (run at $d$ = {where}, α = {lo} to {hi}) "
+        f"is {span(ratio, '{:.0f}')}x slower than the reduced form."
+    )
+
+
+def _colab_base() -> str | None:
+    url = pyproject().get("urls", {}).get("Repository", "")
+    match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?", url)
+    if match is None:
+        return None
+    return f"https://colab.research.google.com/github/{match[1]}/{match[2]}/blob/v{pyproject()['version']}"
+
+
+@block("colab-links")
+def colab_links() -> str:
+    notebooks = sorted((ROOT / "examples").glob("*.ipynb"))
+    base = _colab_base()
+    if base is None:
+        return (
+            "Open-in-Colab links are generated here from `[project.urls] Repository` in "
+            "`pyproject.toml` once it names the project's public GitHub repository (it is a "
+            "placeholder now). Until then, upload a notebook to Colab and set `LINFLOW_SOURCE` "
+            "in its first cell."
+        )
+    badge = "https://colab.research.google.com/assets/colab-badge.svg"
+    return "\n".join(
+        f"- [![Open In Colab]({badge})]({base}/examples/{p.name}) `{p.stem}`" for p in notebooks
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def render(text: str, where: str) -> str:
+    def replace(match):
+        name = match["name"]
+        if name not in _BLOCKS:
+            raise KeyError(f"{where}: unknown generated block {name!r}; known: {sorted(_BLOCKS)}")
+        return match["open"] + _BLOCKS[name]().rstrip("\n") + "\n" + match["close"]
+
+    return BLOCK.sub(replace, text)
+
+
+def missing_provenance() -> list[str]:
+    problems = []
+    for path in sorted(RESULTS.glob("*.json")):
+        d = json.loads(path.read_text())
+        missing = [k for k in REQUIRED if k not in d]
+        if "date" not in d.get("machine", {}):
+            missing.append("machine.date")
+        if missing:
+            problems.append(f"{path.relative_to(ROOT)}: missing {', '.join(missing)}")
+    return problems
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a generated block differs")
+    parser.add_argument("--quick", action="store_true", help="the same as --check")
+    args = parser.parse_args(argv)
+    check = args.check or args.quick
+    problems = missing_provenance()
+    used = set()
+    for path in documents():
+        text = path.read_text()
+        where = str(path.relative_to(ROOT))
+        used.update(m["name"] for m in BLOCK.finditer(text))
+        new = render(text, where)
+        if new == text:
+            continue
+        if check:
+            diff = difflib.unified_diff(
+                text.splitlines(), new.splitlines(), where, where + " (from results)", lineterm=""
+            )
+            problems.append("\n".join(diff))
+        else:
+            path.write_text(new)
+            print(f"updated {where}")
+    problems += [f"block {name!r} is used in no document" for name in sorted(set(_BLOCKS) - used)]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems and check:
+        print("run `python benchmarks/report.py` to regenerate the blocks", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
