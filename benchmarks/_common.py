@@ -11,6 +11,7 @@ from pathlib import Path
 import jax
 
 import linflow as lf
+from linflow.figures._common import gd_record  # noqa: F401  (re-exported for the scripts)
 
 
 jax.config.update("jax_enable_x64", True)
@@ -111,14 +112,3 @@ def save_json(path, payload):
 
     with open(path, "w") as f:
         json.dump(payload, f, indent=1, default=conv)
-
-
-def gd_record(model, problem, lr, steps, record_every):
-    """Plain GD (`linflow.gd`) on `problem` from `model`, saving every `record_every` steps;
-    returns the `FlowSolution` (losses at the saved steps, the first at step 0, the last at
-    `steps`) and the wall time of the call (compilation included, as for the flows these
-    benchmarks time)."""
-    t0 = time.perf_counter()
-    sol = lf.gd(model, problem, lr, steps=steps, save_steps=range(0, steps + 1, record_every))
-    jax.block_until_ready(sol.losses)
-    return sol, time.perf_counter() - t0

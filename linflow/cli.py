@@ -124,10 +124,12 @@ def sweep_from_config(config: dict, *, base: Path = Path("."), quiet: bool = Fal
 
 
 def _cmd_list(args) -> int:
-    from .figures import available
+    from .figures import available, describe
 
-    for name in available():
-        print(name)
+    names = available()
+    width = max(map(len, names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {describe(name)}".rstrip())
     return 0
 
 
@@ -152,8 +154,14 @@ def _cmd_reproduce(args) -> int:
         kwargs["mode"] = args.mode
     if args.chunk_size:
         kwargs["chunk_size"] = args.chunk_size
+    import matplotlib
+
+    matplotlib.use("Agg")
     summary = fn(**kwargs)
     print(json.dumps(summary, indent=1, default=str))
+    empty = {k: v for k, v in summary.get("panels", {}).items() if v != "drawn"}
+    for panel, why in empty.items():
+        print(f"linflow: panel {panel!r} is {why}", file=sys.stderr)
     return 0
 
 

@@ -35,6 +35,7 @@ def phase_diagram(
     *,
     reduce: str | Callable = "mean",
     where: dict | None = None,
+    reduce_over: Sequence[str] = ("seed",),
     only_ok: bool = True,
     log_x: bool | None = None,
     log_y: bool | None = None,
@@ -46,9 +47,12 @@ def phase_diagram(
 ):
     r"""A heat map of one metric of a `linflow.SweepTable` over two of its axes.
 
-    Points at the same $(x, y)$ (other axes, e.g. seeds) are combined with `reduce`. Failed
-    points (status other than `"ok"`) are left out when `only_ok`, and cells without any
-    successful point are drawn grey.
+    Points at the same $(x, y)$ are combined with `reduce` over the axes named in
+    `reduce_over` (by default the seeds) only: any other axis with more than one value must be
+    fixed with `where`, or the call fails naming it (a plot never silently averages, say, two
+    depths together). Failed points (status other than `"ok"`) are left out when `only_ok`, and
+    cells without any successful point are drawn grey. A `contour` level the data never cross
+    is said in the plot, not silently left out.
 
     **Arguments:**
 
@@ -58,6 +62,7 @@ def phase_diagram(
     - `reduce`: `"mean"`, `"median"`, `"min"`, `"max"` or a function `array -> float`
       over the points of a cell.
     - `where`: fix other axes first, e.g. `{"depth": 2}`.
+    - `reduce_over`: the axes `reduce` may combine (default `("seed",)`).
     - `log_x`, `log_y`, `log_value`: log scales; `None` chooses log for positive values
       spanning more than ~1.5 decades.
     - `contour`: level(s) of `value` to outline (e.g. a population-error threshold).
@@ -73,6 +78,16 @@ def phase_diagram(
     for name in (x, y):
         if name not in table.axes:
             raise ValueError(f"{name!r} is not an axis of the sweep; axes: {list(table.axes)}.")
+    mixed = [
+        name
+        for name, values in table.axes.items()
+        if name not in (x, y, *reduce_over) and np.unique(table.coords[name]).size > 1
+    ]
+    if mixed:
+        raise ValueError(
+            f"axes {mixed} have several values in the plotted points; fix them with "
+            f"`where={{{mixed[0]!r}: ...}}` or name them in `reduce_over` to combine them."
+        )
     col = np.asarray(table[value])
     if col.ndim != 1 or col.dtype.kind not in "biuf":
         raise ValueError(f"`value` {value!r} must be a numeric scalar metric, got {col.shape}.")
@@ -99,7 +114,23 @@ def phase_diagram(
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(grid), norm=norm, cmap=cmap)
     if contour is not None and xs.size > 1 and ys.size > 1:
         levels = np.atleast_1d(contour).astype(float)
-        ax.contour(xs, ys, grid, levels=levels, colors="w", linewidths=1.5)
+        crossed = [
+            lv for lv in levels if finite.size and finite.min() < lv < finite.max()
+        ]
+        if crossed:
+            ax.contour(xs, ys, grid, levels=crossed, colors="w", linewidths=1.5)
+        missed = [lv for lv in levels if lv not in crossed]
+        if missed:
+            span = f"{finite.min():.3g} to {finite.max():.3g}" if finite.size else "no data"
+            ax.text(
+                0.02,
+                0.02,
+                f"no contour at {', '.join(f'{lv:g}' for lv in missed)}: {value} spans {span}",
+                transform=ax.transAxes,
+                fontsize="small",
+                color="k",
+                bbox=dict(facecolor="w", alpha=0.8, lw=0),
+            )
     ax.figure.colorbar(
         mesh, ax=ax, label=f"{value} ({reduce if isinstance(reduce, str) else 'reduced'})"
     )

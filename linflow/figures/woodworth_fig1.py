@@ -118,6 +118,22 @@ def reproduce(
     png = out / "woodworth_fig1.png"
     ax.figure.savefig(png, dpi=120)
     plt.close(ax.figure)
+    from ._common import panel_status
+
+    cells = np.asarray(ax.collections[0].get_array(), float)
+    cells = cells[np.isfinite(cells)]
+    crossed = cells.size > 0 and cells.min() < THRESHOLD < cells.max()
+    panels = {
+        "Fig. 1(c): population error over (N, alpha)": panel_status(ax),
+        f"Fig. 1(c): contour at {THRESHOLD}": "drawn"
+        if crossed
+        else (
+            f"empty: the mean population error spans {cells.min():.3g} to {cells.max():.3g} "
+            f"on this grid and never crosses {THRESHOLD}"
+            if cells.size
+            else "empty: no point of the sweep succeeded"
+        ),
+    }
 
     largest = {}
     for n in table.axes["n"]:
@@ -146,6 +162,9 @@ def reproduce(
         "alpha": [float(a) for a in table.axes["alpha"]],
         "sweep_stats": sweep.stats,
         "png": str(png),
+        "files": [str(png), str(out / "woodworth_fig1.json")],
+        "panels": panels,
+        "all_panels_drawn": all(v == "drawn" for v in panels.values()),
     }
     (out / "woodworth_fig1.json").write_text(json.dumps(summary, indent=1))
     return summary
