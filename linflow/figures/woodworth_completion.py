@@ -125,20 +125,18 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
         axis.set_ylabel(r"$\log_{10}\alpha$")
         axis.set_title(title)
         axis.legend(loc="lower right")
-    results = (
-        {
-            "d": d,
-            "n_observed": n_obs,
-            "alphas": alphas.tolist(),
-            "widths": widths,
-            "alpha2k": a2k.tolist(),
-            "excess_nuclear_norm": excess.tolist(),
-            "rms_unobserved_change": rms.tolist(),
-            "flow_wall_s": t_flow.tolist(),
-            "flow_t_final": t_final.tolist(),
-            "gd_comparison": gd_rows,
-        },
-    )
+    results = {
+        "d": d,
+        "n_observed": n_obs,
+        "alphas": alphas.tolist(),
+        "widths": widths,
+        "alpha2k": a2k.tolist(),
+        "excess_nuclear_norm": excess.tolist(),
+        "rms_unobserved_change": rms.tolist(),
+        "flow_wall_s": t_flow.tolist(),
+        "flow_t_final": t_final.tolist(),
+        "gd_comparison": gd_rows,
+    }
     fig.savefig(out / "woodworth_completion.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     results["pngs"] = ["woodworth_completion.png"]

@@ -59,17 +59,15 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
     ax[2].set_title(r"Fig. 3(b): $Q^D_\alpha(e_1)/Q^D_\alpha(\mathbf{1}/\sqrt{d})$, d=100")
     ax[2].set_xlabel(r"$\alpha$")
     ax[2].legend()
-    results = (
-        {
-            "d": d,
-            "z": z.tolist(),
-            "alphas": alphas.tolist(),
-            "q": {str(D): q[D].tolist() for D in depths},
-            "r": r.tolist(),
-            "ratio": {str(D): ratio[D].tolist() for D in depths},
-            "midpoint_crossing_alpha": {str(D): crossing[D] for D in depths},
-        },
-    )
+    results = {
+        "d": d,
+        "z": z.tolist(),
+        "alphas": alphas.tolist(),
+        "q": {str(D): q[D].tolist() for D in depths},
+        "r": r.tolist(),
+        "ratio": {str(D): ratio[D].tolist() for D in depths},
+        "midpoint_crossing_alpha": {str(D): crossing[D] for D in depths},
+    }
     fig.savefig(out / "woodworth_potentials.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     results["pngs"] = ["woodworth_potentials.png"]

@@ -116,25 +116,23 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
     ax[2].set_ylabel(rf"largest $\alpha^D$ with error $\leq {TARGET}$")
     ax[2].set_title("Fig. 1(c) / 3(c)")
     ax[2].legend()
-    results = (
-        {
-            "d": d,
-            "sparsity": r,
-            "noise_std": 0.1,
-            "Ns": Ns,
-            "scales_alpha_pow_D": {str(D): scales[D].tolist() for D in depths},
-            "instances_per_N": instances,
-            "population_error": {str(D): err[D].tolist() for D in depths},
-            "population_error_per_instance": {str(D): per_inst[D].tolist() for D in depths},
-            "l1_gap_D2": l1gap.tolist(),
-            "l2_gap_D2": l2gap.tolist(),
-            "error_min_l1": err_l1,
-            "error_min_l2": err_l2,
-            "largest_scale": {str(D): largest[D] for D in depths},
-            "N_min_l1_reaches_target": n_l1,
-            "wall_time_s": wall,
-        },
-    )
+    results = {
+        "d": d,
+        "sparsity": r,
+        "noise_std": 0.1,
+        "Ns": Ns,
+        "scales_alpha_pow_D": {str(D): scales[D].tolist() for D in depths},
+        "instances_per_N": instances,
+        "population_error": {str(D): err[D].tolist() for D in depths},
+        "population_error_per_instance": {str(D): per_inst[D].tolist() for D in depths},
+        "l1_gap_D2": l1gap.tolist(),
+        "l2_gap_D2": l2gap.tolist(),
+        "error_min_l1": err_l1,
+        "error_min_l2": err_l2,
+        "largest_scale": {str(D): largest[D] for D in depths},
+        "N_min_l1_reaches_target": n_l1,
+        "wall_time_s": wall,
+    }
     fig.savefig(out / "woodworth_sparse.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     results["pngs"] = ["woodworth_sparse.png"]
