@@ -165,7 +165,11 @@ def trace_point(
     h = hashlib.sha256()
     _hash_jaxpr(closed, h)
     h.update(repr(trace.metric_names).encode())
-    h.update(repr(sorted((k, getattr(e, "__qualname__", str(e))) for k, e in trace.enums.items())).encode())
+    h.update(
+        repr(
+            sorted((k, getattr(e, "__qualname__", str(e))) for k, e in trace.enums.items())
+        ).encode()
+    )
     trace.fingerprint = h.hexdigest()[:16]
     _TRACES[key] = trace
     if len(_TRACES) > _CACHE_SIZE:

@@ -89,7 +89,7 @@ def write_manifest(path: Path, manifest: dict, *, overwrite: bool = False) -> in
             raise SweepMismatchError(
                 f"{str(path)!r} holds results of a different sweep: " + "; ".join(differs) + ". "
                 "They are not mixed with new ones: use another `path`, or pass "
-                "`on_mismatch=\"overwrite\"` to delete them and compute again."
+                '`on_mismatch="overwrite"` to delete them and compute again.'
             )
         for chunk in path.glob("chunk-*.npz"):
             chunk.unlink(missing_ok=True)

@@ -355,21 +355,26 @@ class Sweep:
         """
         if missing not in _MISSING:
             raise ValueError(f"`missing` must be one of {_MISSING}, got {missing!r}.")
-        table = self._table(self._stored())
+        stored = self._stored()
+        table = self._table(stored)
         if missing != "ignore" and table.missing.size:
-            message = self._describe_missing(table.missing)
+            # Name the processes of the split that wrote the results (their chunks record
+            # it), or else this one's.
+            counts = {c["meta"].get("process", [0, 0])[1] for c in stored}
+            count = counts.pop() if len(counts) == 1 else self.process[1]
+            message = self._describe_missing(table.missing, count)
             if missing == "raise":
                 raise ValueError(message)
             warnings.warn(message, IncompleteSweepWarning, stacklevel=2)
         return table
 
-    def _describe_missing(self, flat: np.ndarray) -> str:
+    def _describe_missing(self, flat: np.ndarray, count: int) -> str:
         where = str(self.path) if self.path is not None else "memory"
         missing = set(flat.tolist())
         owners: dict[int, list[int]] = {}
         for k, chunk in enumerate(self.chunks()):
             if missing.intersection(chunk.tolist()):
-                owners.setdefault(k % self.process[1], []).append(k)
+                owners.setdefault(k % count, []).append(k)
         coords = self.grid.coordinates(flat[:5])
         first = [
             "{" + ", ".join(f"{n}={coords[n][i].item()!r}" for n in self.grid.names) + "}"
@@ -381,8 +386,8 @@ class Sweep:
         )
         return (
             f"{flat.size} of {self.grid.size} points have no results in {where!r} "
-            f"(e.g. {', '.join(first)}{' ...' if flat.size > 5 else ''}). With "
-            f"{self.process[1]} process(es) they belong to {per_process}: run those, or "
+            f"(e.g. {', '.join(first)}{' ...' if flat.size > 5 else ''}); split over "
+            f"{count} process(es), they belong to {per_process}. Run those, or "
             "load(missing='ignore') for the partial table."
         )
 
@@ -446,9 +451,17 @@ class Sweep:
         }
         self._identity = None  # trace again if the run function's cache was cleared
         if self.path is not None:
-            write_manifest(
-                self.path, self._manifest(), overwrite=self.on_mismatch == "overwrite"
-            )
+            write_manifest(self.path, self._manifest(), overwrite=self.on_mismatch == "overwrite")
+            first = read_manifest(self.path) or {}
+            if self.process[1] > 1 and first.get("chunks_hash") != self._chunks_hash():
+                # Processes that cut the grid differently would leave gaps and overlaps.
+                raise ValueError(
+                    f"process {self.process[0]} of {self.process[1]} cuts the grid into other "
+                    f"chunks than the sweep under {str(self.path)!r} was started with (its "
+                    f"chunk_size is {first.get('chunk_size')}, this one's "
+                    f"{self.resolved_chunk_size}; `group_by` must match too). Processes "
+                    "splitting one sweep must use the same `chunk_size` and `group_by`."
+                )
         else:
             self.identity  # noqa: B018 - traces `run`: bad output fails before any work
         stored = self._stored()
@@ -459,9 +472,7 @@ class Sweep:
         )
         self.stats["points_loaded"] = int(done.size)
         mine = [
-            chunk
-            for k, chunk in enumerate(self.chunks())
-            if k % self.process[1] == self.process[0]
+            chunk for k, chunk in enumerate(self.chunks()) if k % self.process[1] == self.process[0]
         ]
         todo = [c[~np.isin(c, done)] for c in mine]
         todo = [t for t in todo if t.size]
@@ -491,8 +502,7 @@ class Sweep:
         static_point = {n: combo[n][0].item() for n in self.static_axes}
         program, batch = self._program(static_point, mode, devices, root)
         parts = [
-            self._evaluate(program, index[i : i + batch], root)
-            for i in range(0, index.size, batch)
+            self._evaluate(program, index[i : i + batch], root) for i in range(0, index.size, batch)
         ]
         record = {
             "index": index,
