@@ -206,8 +206,16 @@ def get_program(
         enums=trace.enums,
     )
 
-    def single(dynamic, index, root):  # the traced body, evaluated without tracing `run`
-        return trace(dynamic, index, root)
+    if len(devices) > 1 and mode != "loop":
+        # Inside `shard_map`, `run` is traced again: libraries that cannot run there (lineax's
+        # own linear solvers, whose batched LAPACK LU also deadlocks across host devices)
+        # then fail with their own error instead of being compiled from a jaxpr traced
+        # outside it.
+        single = _single(run, static_point, dynamic_names, axis_names, PointTrace(None, None))
+    else:
+
+        def single(dynamic, index, root):  # the traced body, evaluated without tracing `run`
+            return trace(dynamic, index, root)
 
     index_dtype = np.uint32
     if mode == "loop":
