@@ -21,7 +21,7 @@ Uneven-convergence overhead of a vmapped chunk: it runs as many steps as its slo
 so the work is sum over chunks of (chunk length x max steps) against the sum of the points'
 own steps; overhead = that ratio (1 = no waste).
 
-    python benchmarks/sweep_throughput.py [--quick]
+    python benchmarks/sweep_throughput.py [--quick [--ray]]
 """
 
 import argparse
@@ -235,6 +235,12 @@ def plot(results: dict, sizes, path: Path) -> None:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="with --quick: add the Ray rows (always in the full run; they start a cluster and "
+        "compile in each worker, which the smoke test skips)",
+    )
     parser.add_argument("--child-8dev", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_8dev:
@@ -258,7 +264,8 @@ def main():
         args.quick,
     )
     results.update(eight_devices(args.quick))
-    results.update(ray_rows(args.quick))
+    if args.ray or not args.quick:
+        results.update(ray_rows(args.quick))
     for size in s["sizes"]:
         loop = results[f"loop@{size}"]["seconds"]
         ratios = {
