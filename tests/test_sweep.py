@@ -695,3 +695,46 @@ def test_ray_sweep_survives_a_killed_worker_and_resumes(tmp_path, ray_cluster):
     again = linflow.Sweep(grid, sweep_points.dies_once, backend="ray", **kwargs)
     again.run()
     assert again.stats["chunks_computed"] == 0 and again.stats["points_loaded"] == 24
+
+
+_DISTRIBUTED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, jax
+    index, port, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=index)
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np, linflow, sweep_points
+    grid = {"alpha": np.array([0.25, 0.5, 2.0]), "seed": np.arange(4), "n": [3, 5]}
+    sweep = linflow.Sweep(grid, sweep_points.closed_form, path=path, chunk_size=5, quiet=True)
+    sweep.run()
+    print(json.dumps(sweep.stats))
+    """
+)
+
+
+@pytest.mark.slow
+def test_jax_distributed_processes_split_a_sweep(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "distributed"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DISTRIBUTED_SCRIPT, str(i), str(port), str(path)],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    stats = [_finish(p) for p in procs]
+    # The process index and count came from jax.distributed: chunks 0, 2, 4 and 1, 3, 5.
+    assert [s["process"] for s in stats] == [[0, 2], [1, 2]]
+    assert [s["chunks_computed"] for s in stats] == [3, 3]
+    table = linflow.Sweep(_grid(), sweep_points.closed_form, path=path, chunk_size=5).load(
+        missing="raise"
+    )
+    _assert_closed_form(table, _grid())
