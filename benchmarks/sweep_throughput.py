@@ -11,13 +11,17 @@ Modes (all through `linflow.Sweep`, compilation excluded: each program is warmed
 - `vmap`: one batched solve per chunk, points in grid order (alphas mixed in each chunk);
 - `vmap+group`: the same, points sorted by alpha before chunking (`group_by="alpha"`);
 - `8dev-map`, `8dev-vmap+group`: the same sharded over 8 host devices (a subprocess with
-  `XLA_FLAGS=--xla_force_host_platform_device_count=8`).
+  `XLA_FLAGS=--xla_force_host_platform_device_count=8`);
+- `ray-2workers`: `backend="ray"` on a local Ray cluster of 2 CPUs (two worker processes,
+  `loop` mode in each; skipped when Ray is not installed). Its overhead per chunk is the
+  worker time not spent computing: (wall time x workers - sum of the chunks' compute times)
+  / chunks, i.e. task dispatch, argument transfer, the chunk file write and the idle tail.
 
 Uneven-convergence overhead of a vmapped chunk: it runs as many steps as its slowest member,
 so the work is sum over chunks of (chunk length x max steps) against the sum of the points'
 own steps; overhead = that ratio (1 = no waste).
 
-    python benchmarks/sweep_throughput.py [--quick]
+    python benchmarks/sweep_throughput.py [--quick [--ray]]
 """
 
 import argparse
@@ -131,6 +135,66 @@ def measure(modes, quick: bool, devices=None) -> dict:
     return out
 
 
+def ray_rows(quick: bool) -> dict:
+    """The same sweep as Ray tasks on a local cluster of 2 CPUs (1 CPU per task)."""
+    try:
+        import ray
+    except ImportError:
+        print("ray is not installed: no Ray rows (pip install 'linflow[ray]')")
+        return {}
+    import tempfile
+
+    s = SETTINGS[quick]
+    # The workers import linflow from this tree and run in float64 like the driver.
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_s = time.perf_counter() - t0
+    point = make_point(s["d"], s["n"])
+    out = {}
+    workers = 2
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            kwargs = dict(mode="loop", chunk_size=s["chunk"], quiet=True, backend="ray")
+            # Warm-up: 4 chunks, so that both workers compile (a worker keeps its programs).
+            t0 = time.perf_counter()
+            warm = {"seed": np.arange(4 * s["chunk"]), "alpha": np.array([1.0])}
+            linflow.Sweep(warm, point, path=Path(tmp) / "warm", **kwargs).run()
+            compile_s = time.perf_counter() - t0
+            for size in s["sizes"][-1:] if quick else s["sizes"]:
+                grid = grid_for(size, s["alphas"])
+                sweep = linflow.Sweep(grid, point, path=Path(tmp) / f"run{size}", **kwargs)
+                t0 = time.perf_counter()
+                table = sweep.run()
+                seconds = time.perf_counter() - t0
+                chunks = sweep.stats["chunks_computed"]
+                idle = workers * seconds - sweep.stats["task_seconds"]
+                entry = {
+                    "seconds": seconds,
+                    "flows_per_second": size / seconds,
+                    "cluster_start_seconds": start_s,
+                    "compile_and_first_chunks_seconds": compile_s,
+                    "chunks": chunks,
+                    "workers_used": sweep.stats["workers"],
+                    "programs_compiled_in_timed_run": sweep.stats["programs_compiled"],
+                    "task_compute_seconds": sweep.stats["task_seconds"],
+                    "overhead_per_chunk_seconds": idle / chunks,
+                    "steps_total": int(table["num_steps"].sum()),
+                    "failed": int((~table.ok).sum()),
+                }
+                out[f"ray-2workers@{size}"] = entry
+                print(
+                    f"{'ray-2workers':>16s} {size:5d} flows: {seconds:7.2f} s, "
+                    f"{size / seconds:7.1f} flows/s, {chunks} chunks, overhead "
+                    f"{entry['overhead_per_chunk_seconds']:.3f} s/chunk "
+                    f"(cluster start {start_s:.1f} s, warm-up {compile_s:.1f} s)",
+                    flush=True,
+                )
+    finally:
+        ray.shutdown()
+    return out
+
+
 def eight_devices(quick: bool) -> dict:
     env = dict(os.environ)
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
@@ -171,6 +235,12 @@ def plot(results: dict, sizes, path: Path) -> None:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="with --quick: add the Ray rows (always in the full run; they start a cluster and "
+        "compile in each worker, which the smoke test skips)",
+    )
     parser.add_argument("--child-8dev", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_8dev:
@@ -194,6 +264,8 @@ def main():
         args.quick,
     )
     results.update(eight_devices(args.quick))
+    if args.ray or not args.quick:
+        results.update(ray_rows(args.quick))
     for size in s["sizes"]:
         loop = results[f"loop@{size}"]["seconds"]
         ratios = {
@@ -213,6 +285,7 @@ def main():
         "platform": jax.devices()[0].platform,
         "cpu_count": os.cpu_count(),
         "version": linflow.__version__,
+        "load_average": os.getloadavg(),
     }
     from _common import provenance
 

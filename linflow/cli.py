@@ -4,6 +4,7 @@
 linflow list                                  # registered figures
 linflow reproduce woodworth-fig1 --quick      # run (or resume) a paper figure's sweep
 linflow sweep config.toml                     # a sweep described by a TOML file
+linflow sweep config.toml --process-index 3 --process-count 16   # one of 16 batch jobs
 ```
 
 A sweep config names a run function by import path and gives the grid:
@@ -16,6 +17,7 @@ group_by = "alpha"                           # optional: sort points before chun
 mode = "auto"                                # optional: auto | vmap | map | loop
 chunk_size = 64                              # optional
 seed = 0                                     # optional
+backend = "local"                            # optional: local | ray
 
 [grid]
 n = [20, 40, 80]
@@ -86,11 +88,19 @@ _CONFIG_KEYS = {
     "mode",
     "chunk_size",
     "seed",
+    "backend",
     "plot",
 }
 
 
-def sweep_from_config(config: dict, *, base: Path = Path("."), quiet: bool = False):
+def sweep_from_config(
+    config: dict,
+    *,
+    base: Path = Path("."),
+    quiet: bool = False,
+    process: tuple[int, int] | None = None,
+    backend: str | None = None,
+):
     """Build a `linflow.Sweep` from a parsed TOML config (see the module docstring).
 
     Axes given as lists are batched unless named in `static_axes` (TOML cannot tell a
@@ -119,6 +129,8 @@ def sweep_from_config(config: dict, *, base: Path = Path("."), quiet: bool = Fal
         chunk_size=config.get("chunk_size"),
         group_by=config.get("group_by"),
         seed=config.get("seed", 0),
+        process=process,
+        backend=backend or config.get("backend", "local"),
         quiet=quiet,
     )
 
@@ -165,14 +177,41 @@ def _cmd_reproduce(args) -> int:
     return 0
 
 
+def _sweep_process(args, parser) -> tuple[int, int] | None:
+    """`(index, count)` from --process-index/--process-count, else from a SLURM array job
+    (task ids may start anywhere: index = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN), else
+    None (JAX's process index and count: 0 and 1 unless `jax.distributed` is initialised)."""
+    env = os.environ
+    index, count = args.process_index, args.process_count
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        if index is None:
+            index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+        if count is None:
+            count = int(env["SLURM_ARRAY_TASK_COUNT"])
+    if index is None and count is None:
+        return None
+    if index is None or count is None:
+        parser.error("--process-index and --process-count go together (or come from SLURM).")
+    if not 0 <= index < count:
+        parser.error(f"--process-index must be in [0, {count}), got {index}.")
+    return index, count
+
+
 def _cmd_sweep(args) -> int:
     import tomllib
 
+    process = _sweep_process(args, args.parser)
     config_path = Path(args.config)
     with open(config_path, "rb") as f:
         config = tomllib.load(f)
     sys.path.insert(0, str(config_path.parent.resolve()))
-    sweep = sweep_from_config(config, base=config_path.parent, quiet=args.quiet)
+    sweep = sweep_from_config(
+        config,
+        base=config_path.parent,
+        quiet=args.quiet,
+        process=process,
+        backend=args.backend,
+    )
     table = sweep.run()
     print(table)
     print(json.dumps(sweep.stats, default=str))
@@ -212,7 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("sweep", help="run (or resume) a sweep described by a TOML file")
     p.add_argument("config")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(fn=_cmd_sweep)
+    p.add_argument(
+        "--process-index",
+        type=int,
+        default=None,
+        help="compute the chunks k with k %% count == index (default: SLURM_ARRAY_TASK_ID)",
+    )
+    p.add_argument(
+        "--process-count",
+        type=int,
+        default=None,
+        help="number of processes splitting the sweep (default: SLURM_ARRAY_TASK_COUNT)",
+    )
+    p.add_argument(
+        "--backend", choices=["local", "ray"], default=None, help="overrides the config's"
+    )
+    p.set_defaults(fn=_cmd_sweep, parser=p)
     args = parser.parse_args(argv)
     _set_host_devices(args.host_devices)
     import jax

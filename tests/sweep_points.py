@@ -1,5 +1,6 @@
 """Run functions used by tests/test_sweep.py, importable from subprocesses (tests/ on the path)."""
 
+import os
 import time
 
 import jax
@@ -73,3 +74,26 @@ def outcomes(point, key):
         a > 1.0, linflow.RESULTS.max_steps_reached, linflow.RESULTS.converged
     )
     return {"value": jnp.where(a == 0.5, jnp.nan, a), "result": result}
+
+
+def _exit_once_at(seed):
+    """Kill this process (as a crash would) the first time it evaluates a point whose seed is
+    $LINFLOW_TEST_KILL_SEED while the marker file $LINFLOW_TEST_KILL_MARKER exists."""
+    marker = os.environ.get("LINFLOW_TEST_KILL_MARKER", "")
+    if int(seed) == int(os.environ.get("LINFLOW_TEST_KILL_SEED", "-1")) and os.path.exists(marker):
+        os.remove(marker)
+        os._exit(17)
+    return seed
+
+
+def dies_once(point, key):
+    """`closed_form`'s metrics; evaluating it kills the process once (see `_exit_once_at`)."""
+    seed = jax.pure_callback(
+        _exit_once_at,
+        jax.ShapeDtypeStruct((), point["seed"].dtype),
+        point["seed"],
+        vmap_method="sequential",
+    )
+    out = closed_form(point, key)
+    out["total"] = out["total"] - point["seed"] + seed  # the callback's value is used
+    return out

@@ -413,3 +413,328 @@ def test_implicit_flows_sharded_over_two_host_devices():
     np.testing.assert_allclose(out["two"], out["one"], rtol=0, atol=1e-10)
     # lineax's own LU cannot run sharded: the error says what to do instead.
     assert "linflow.with_lu" in out["error"] and "lineax issue #185" in out["error"]
+
+
+# -- sweeps across processes and machines ------------------------------------------------------
+
+
+def test_chunks_are_a_function_of_the_grid_alone():
+    grid = {"alpha": np.array([0.25, 0.5, 2.0, 4.0, 8.0]), "seed": np.arange(4), "n": [3, 5]}
+    plans = []
+    for mode in ("loop", "map", "vmap"):
+        for process in ((0, 1), (1, 3)):
+            sweep = linflow.Sweep(
+                grid,
+                sweep_points.closed_form,
+                mode=mode,
+                chunk_size=6,
+                group_by="alpha",
+                process=process,
+            )
+            plans.append([c.tolist() for c in sweep.chunks()])
+    assert all(p == plans[0] for p in plans)
+    chunks = plans[0]
+    # Each static slice (20 points) is cut into 6 + 6 + 6 + 2, sorted by alpha within it.
+    assert [len(c) for c in chunks] == [6, 6, 6, 2] * 2
+    flat = np.concatenate(chunks)
+    np.testing.assert_array_equal(np.sort(flat), np.arange(40))  # every point exactly once
+    alpha_index = np.unravel_index(flat, (5, 4, 2))[0]
+    assert np.all(np.diff(alpha_index[:20]) >= 0) and np.all(np.diff(alpha_index[20:]) >= 0)
+    # The default size depends on the grid only: 1/32 of it, within one static slice.
+    big = {"alpha": np.linspace(1.0, 2.0, 100), "n": [3, 5]}
+    assert linflow.Sweep(big, sweep_points.closed_form).resolved_chunk_size == 7  # ceil(200/32)
+
+
+_PROCESS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np, linflow, sweep_points
+    index, n_devices, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    assert len(jax.devices()) == n_devices, jax.devices()
+    grid = {"alpha": np.array([0.25, 0.5, 2.0, 4.0, 8.0]), "seed": np.arange(4), "n": [3, 5]}
+    sweep = linflow.Sweep(grid, sweep_points.closed_form, path=path, chunk_size=6,
+                          group_by="alpha", process=(index, 3), quiet=True)
+    sweep.run()
+    print(json.dumps(sweep.stats))
+    """
+)
+
+
+def _start_process(index: int, n_devices: int, path) -> subprocess.Popen:
+    flags = f"--xla_force_host_platform_device_count={n_devices}"
+    return subprocess.Popen(
+        [sys.executable, "-c", _PROCESS_SCRIPT, str(index), str(n_devices), str(path)],
+        env=_env(XLA_FLAGS=flags),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen) -> dict:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_processes_with_1_3_and_8_devices_cover_every_point_once(tmp_path):
+    grid = {"alpha": np.array([0.25, 0.5, 2.0, 4.0, 8.0]), "seed": np.arange(4), "n": [3, 5]}
+    path = tmp_path / "split"
+    # Processes 0 and 1 (1 and 3 host devices: modes loop and map, batches of 1 and 6).
+    stats = [_finish(p) for p in [_start_process(0, 1, path), _start_process(1, 3, path)]]
+    assert [s["devices"] for s in stats] == [1, 3] and [s["mode"] for s in stats] == ["loop", "map"]
+    sweep = linflow.Sweep(
+        grid, sweep_points.closed_form, path=path, chunk_size=6, group_by="alpha", quiet=True
+    )
+    # Process 2 has not run: load() says which points are missing and whose chunks they are.
+    owned_by_2 = np.sort(np.concatenate(sweep.chunks()[2::3]))
+    with pytest.warns(linflow.sweep.IncompleteSweepWarning, match=r"process 2: chunks \[2, 5\]"):
+        partial = sweep.load()
+    np.testing.assert_array_equal(partial.missing, owned_by_2)
+    with pytest.raises(ValueError, match="12 of 40 points have no results"):
+        sweep.load(missing="raise")
+    # Process 2 (8 host devices: map, batches of 8).
+    stats.append(_finish(_start_process(2, 8, path)))
+    assert [s["chunks_computed"] for s in stats] == [3, 3, 2]
+    # Every point was computed exactly once: the chunk files partition the grid, each file
+    # holding one whole chunk of the plan.
+    files = sorted(path.glob("chunk-*.npz"))
+    stored = []
+    for f in files:
+        with np.load(f, allow_pickle=False) as data:
+            stored.append(sorted(data["index"].tolist()))
+    assert sorted(stored) == sorted(sorted(c.tolist()) for c in sweep.chunks())
+    table = sweep.load(missing="raise")
+    assert table.complete
+    # Identical values on every machine: closed forms and the keys of the flat indices,
+    # bit for bit, and the same as one process computing the whole grid.
+    _assert_closed_form(table, grid)
+    one = linflow.Sweep(grid, sweep_points.closed_form, chunk_size=6, quiet=True).run()
+    for col in ("total", "head", "draw"):
+        np.testing.assert_array_equal(table[col], one[col])
+
+
+_RUN_MODULE = """
+import jax.numpy as jnp
+
+SCALE = jnp.array([1.0, 2.0])
+
+
+def point(p, key):
+    return {{"v": {body}}}
+"""
+
+
+def _import_run_module(tmp_path, monkeypatch, name, body):
+    import importlib
+
+    (tmp_path / f"{name}.py").write_text(_RUN_MODULE.format(body=body))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
+def test_a_changed_run_function_is_never_mixed_with_old_results(tmp_path, monkeypatch):
+    grid = {"a": np.array([1.0, 2.0, 3.0])}
+    path = tmp_path / "results"
+    old = _import_run_module(tmp_path, monkeypatch, "points_v1", "p['a'] * SCALE")
+    first = linflow.Sweep(grid, old.point, path=path, chunk_size=2, quiet=True).run()
+    np.testing.assert_array_equal(first["v"], [[1, 2], [2, 4], [3, 6]])
+
+    # The same function, imported afresh (another process would do the same): it resumes.
+    same = _import_run_module(tmp_path, monkeypatch, "points_v1", "p['a'] * SCALE")
+    assert same.point is not old.point
+    sweep = linflow.Sweep(grid, same.point, path=path, chunk_size=2, quiet=True)
+    again = sweep.run()
+    assert sweep.stats["points_loaded"] == 3 and sweep.stats["points_computed"] == 0
+    np.testing.assert_array_equal(again["v"], first["v"])
+
+    # The file edited: same module, same name, another body. Refused by run() and load().
+    edited = _import_run_module(tmp_path, monkeypatch, "points_v1", "p['a'] * SCALE * 0")
+    sweep = linflow.Sweep(grid, edited.point, path=path, chunk_size=2, quiet=True)
+    with pytest.raises(linflow.sweep.SweepMismatchError, match="run function computes"):
+        sweep.run()
+    with pytest.raises(linflow.sweep.SweepMismatchError, match="run function computes"):
+        sweep.load()
+    # The same body closing over other data is another function too.
+    other_data = _import_run_module(tmp_path, monkeypatch, "points_v1", "p['a'] * SCALE")
+    other_data.SCALE = jnp.array([1.0, 3.0])
+    with pytest.raises(linflow.sweep.SweepMismatchError, match="run_fingerprint"):
+        linflow.Sweep(grid, other_data.point, path=path, quiet=True).run()
+    # The fingerprint is of what it computes, not of its name: a renamed copy resumes.
+    renamed = _import_run_module(tmp_path, monkeypatch, "points_v2", "p['a'] * SCALE")
+    sweep = linflow.Sweep(grid, renamed.point, path=path, chunk_size=2, quiet=True)
+    sweep.run()
+    assert sweep.stats["points_computed"] == 0
+    # Asked to, run() deletes the old results and computes the edited function's.
+    sweep = linflow.Sweep(
+        grid, edited.point, path=path, chunk_size=2, on_mismatch="overwrite", quiet=True
+    )
+    with pytest.warns(UserWarning, match="deleted 2 chunk files"):
+        table = sweep.run()
+    assert sweep.stats["points_computed"] == 3
+    np.testing.assert_array_equal(table["v"], np.zeros((3, 2)))
+    manifest = json.loads((path / "sweep.json").read_text())
+    assert manifest["run_fingerprint"] == sweep.identity["run_fingerprint"]
+    assert manifest["run"] == "points_v1:point"
+
+
+def test_load_names_missing_points_and_a_stale_chunk_is_refused(tmp_path):
+    grid = _grid()
+    sweep = linflow.Sweep(grid, sweep_points.closed_form, path=tmp_path, chunk_size=4, quiet=True)
+    half = linflow.Sweep(
+        grid, sweep_points.closed_form, path=tmp_path, chunk_size=4, process=(0, 2), quiet=True
+    )
+    half.run()  # chunks 0, 2, 4 of 6
+    # The other half cut differently would leave gaps and overlaps: refused.
+    with pytest.raises(ValueError, match="same `chunk_size` and `group_by`"):
+        linflow.Sweep(
+            grid, sweep_points.closed_form, path=tmp_path, chunk_size=3, process=(1, 2), quiet=True
+        ).run()
+    with pytest.warns(linflow.sweep.IncompleteSweepWarning, match=r"process 1: chunks \[1, 3, 5\]"):
+        table = sweep.load()
+    np.testing.assert_array_equal(table.missing, np.sort(np.concatenate(sweep.chunks()[1::2])))
+    np.testing.assert_array_equal(table.to_grid("total").reshape(-1)[table.missing], np.nan)
+    table = sweep.run()  # the other half, then the whole table
+    _assert_closed_form(table, grid)
+    # A chunk file written by another sweep (here: another seed) is refused, never mixed in.
+    other = tmp_path / "other"
+    linflow.Sweep(
+        grid, sweep_points.closed_form, path=other, chunk_size=12, seed=1, quiet=True
+    ).run()
+    stray = sorted(other.glob("chunk-*.npz"))[0]  # a whole static slice: no name in common
+    stray.rename(tmp_path / stray.name)
+    with pytest.raises(linflow.sweep.SweepMismatchError, match="seed changed"):
+        sweep.load()
+
+
+def test_cli_sweep_takes_process_index_and_count_from_slurm_array(tmp_path, monkeypatch):
+    config = tmp_path / "sweep.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            run = "sweep_points:closed_form"
+            path = "out"
+            static_axes = ["n"]
+            chunk_size = 5
+            [grid]
+            alpha = { values = [0.25, 0.5, 2.0] }
+            seed = { arange = 4 }
+            n = [3, 5]
+            """
+        )
+    )
+    sweep = linflow.Sweep(_grid(), sweep_points.closed_form, path=tmp_path / "out", chunk_size=5)
+    chunks = sweep.chunks()  # 3 + 3 chunks of 5, 5, 2
+    # A SLURM array --array=1-2 (task ids start at 1): task 2 is process 1 of 2.
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    assert cli_main(["sweep", str(config), "--quiet"]) == 0
+    with pytest.warns(linflow.sweep.IncompleteSweepWarning):
+        table = sweep.load()
+    np.testing.assert_array_equal(table.index, np.sort(np.concatenate(chunks[1::2])))
+    # Explicit flags win over the environment.
+    assert cli_main(["sweep", str(config), "--quiet", "--process-index", "0"]) == 0
+    _assert_closed_form(sweep.load(missing="raise"), _grid())
+    with pytest.raises(SystemExit):
+        cli_main(["sweep", str(config), "--process-index", "2", "--process-count", "2"])
+
+
+@pytest.fixture
+def ray_cluster(tmp_path, monkeypatch):
+    """A local Ray cluster of 2 CPUs (2 workers at a time) whose workers import linflow and
+    the tests' run functions from this tree. Its workers inherit this environment: a worker
+    running `sweep_points.dies_once` dies at the first point with seed 2 while the file
+    `tmp_path / "kill-marker"` exists."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    monkeypatch.setenv("LINFLOW_TEST_KILL_MARKER", str(tmp_path / "kill-marker"))
+    monkeypatch.setenv("LINFLOW_TEST_KILL_SEED", "2")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_sweep_survives_a_killed_worker_and_resumes(tmp_path, ray_cluster):
+    grid = _grid()
+    path = tmp_path / "ray"
+    kwargs = dict(path=path, chunk_size=4, mode="loop", quiet=True)
+    # Resume across backends: this process computes half the chunks (0, 2, 4) first.
+    linflow.Sweep(grid, sweep_points.dies_once, process=(0, 2), **kwargs).run()
+    # Then the first worker to evaluate a point with seed 2 dies there, in the middle of a
+    # chunk (each chunk holds one alpha and seeds 0..3, evaluated in order).
+    marker = tmp_path / "kill-marker"
+    marker.touch()
+    sweep = linflow.Sweep(grid, sweep_points.dies_once, backend="ray", **kwargs)
+    before = {f: f.stat().st_mtime_ns for f in path.glob("chunk-*.npz")}
+    assert len(before) == 3 and marker.exists()
+    table = sweep.run()
+    assert not marker.exists(), "no worker reached the point that kills it"
+    # The dead worker's chunk was run again: every chunk once, nothing lost or rewritten.
+    assert sweep.stats["chunks_computed"] == 3 and sweep.stats["points_computed"] == 12
+    assert all(f.stat().st_mtime_ns == t for f, t in before.items())
+    files = sorted(path.glob("chunk-*.npz"))
+    stored = []
+    for f in files:
+        with np.load(f, allow_pickle=False) as data:
+            stored.append(sorted(data["index"].tolist()))
+    assert sorted(stored) == sorted(sorted(c.tolist()) for c in sweep.chunks())
+    assert not list(path.glob(".tmp-*"))
+    assert table.complete
+    _assert_closed_form(table, grid)  # identical values: closed forms and keys, bit for bit
+    # Resume: everything is on disk, no task is sent.
+    again = linflow.Sweep(grid, sweep_points.dies_once, backend="ray", **kwargs)
+    again.run()
+    assert again.stats["chunks_computed"] == 0 and again.stats["points_loaded"] == 24
+
+
+_DISTRIBUTED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, jax
+    index, port, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=index)
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np, linflow, sweep_points
+    grid = {"alpha": np.array([0.25, 0.5, 2.0]), "seed": np.arange(4), "n": [3, 5]}
+    sweep = linflow.Sweep(grid, sweep_points.closed_form, path=path, chunk_size=5, quiet=True)
+    sweep.run()
+    print(json.dumps(sweep.stats))
+    """
+)
+
+
+@pytest.mark.slow
+def test_jax_distributed_processes_split_a_sweep(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "distributed"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DISTRIBUTED_SCRIPT, str(i), str(port), str(path)],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    stats = [_finish(p) for p in procs]
+    # The process index and count came from jax.distributed: chunks 0, 2, 4 and 1, 3, 5.
+    assert [s["process"] for s in stats] == [[0, 2], [1, 2]]
+    assert [s["chunks_computed"] for s in stats] == [3, 3]
+    table = linflow.Sweep(_grid(), sweep_points.closed_form, path=path, chunk_size=5).load(
+        missing="raise"
+    )
+    _assert_closed_form(table, _grid())

@@ -1,11 +1,16 @@
 """Compiled chunk programs: one per (run function, static point, mode, chunk shape, devices).
 
-Programs are compiled ahead of time (`jit(...).lower(...).compile()`) and kept in a
-process-wide cache, so a second `Sweep` with the same run function and shapes reuses them
-without tracing `run` again.
+`run` is traced once per static point into a jaxpr (`trace_point`); the jaxpr gives the run
+function's fingerprint (a hash of what it computes, independent of devices, mode and chunk
+size) and is the body every batched program is compiled from. Programs are compiled ahead of
+time (`jit(...).lower(...).compile()`); traces and programs are kept in process-wide caches,
+so a second `Sweep` with the same run function and shapes reuses them without tracing `run`
+again.
 """
 
 import dataclasses
+import hashlib
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -14,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+from jax.extend.core import ClosedJaxpr, jaxpr_as_fun
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ._grid import Point
@@ -21,7 +27,47 @@ from ._grid import Point
 
 _AXIS = "points"
 _CACHE: "OrderedDict[tuple, ChunkProgram]" = OrderedDict()
+_TRACES: "OrderedDict[tuple, PointTrace]" = OrderedDict()
 _CACHE_SIZE = 256
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+@dataclasses.dataclass
+class PointTrace:
+    """`run` traced on one point of a static combination: its jaxpr and what it returns."""
+
+    jaxpr: ClosedJaxpr | None  # flat inputs (dynamic values, flat index, root key) -> flat metrics
+    out_tree: object
+    metric_names: tuple[str, ...] = ()
+    enums: dict = dataclasses.field(default_factory=dict)  # metric name -> Enumeration class
+    fingerprint: str = ""
+
+    def __call__(self, dynamic, index, root):
+        flat = jax.tree.leaves((dynamic, index, root))
+        return jax.tree.unflatten(self.out_tree, jaxpr_as_fun(self.jaxpr)(*flat))
+
+
+def _hash_jaxpr(closed: ClosedJaxpr, h) -> None:
+    """Feed the program text and every constant it closes over (values, not names) to `h`."""
+    # Printed jaxprs name host callbacks and custom-derivative rules by their Python objects
+    # (`<function f at 0x7f...>`): drop the addresses, which differ between processes.
+    h.update(_ADDRESS.sub("", str(closed.jaxpr)).encode())
+    stack = [closed]
+    while stack:
+        cj = stack.pop()
+        for c in cj.consts:
+            try:
+                a = np.asarray(c)
+            except Exception:  # an opaque constant (e.g. a typed key): its text stands for it
+                h.update(repr(c).encode())
+                continue
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes() if a.dtype != object else repr(a).encode())
+        for eqn in cj.jaxpr.eqns:
+            for v in eqn.params.values():
+                for sub in v if isinstance(v, (tuple, list)) else (v,):
+                    if isinstance(sub, ClosedJaxpr):
+                        stack.append(sub)
 
 
 @dataclasses.dataclass
@@ -36,7 +82,7 @@ class ChunkProgram:
     memory_bytes: int | None = None
 
 
-def _normalise_output(out, program: ChunkProgram):
+def _normalise_output(out, trace: "PointTrace"):
     if not isinstance(out, dict) or not all(isinstance(k, str) for k in out):
         raise TypeError(
             "`run(point, key)` must return a dict mapping metric names (str) to arrays, got "
@@ -45,7 +91,7 @@ def _normalise_output(out, program: ChunkProgram):
     result = {}
     for name, value in out.items():
         if isinstance(value, eqx.Enumeration) or type(value).__name__ == "EnumerationItem":
-            program.enums[name] = value._enumeration
+            trace.enums[name] = value._enumeration
             value = value._value
         try:
             value = jnp.asarray(value)
@@ -56,23 +102,79 @@ def _normalise_output(out, program: ChunkProgram):
         if value.dtype.kind not in "biufc":
             raise TypeError(f"metric {name!r} has non-numeric dtype {value.dtype}.")
         result[name] = value
-    program.metric_names = tuple(result)
+    trace.metric_names = tuple(result)
     return result
 
 
-def _single(run, static_point, dynamic_names, axis_names, program):
+def _single(run, static_point, dynamic_names, axis_names, trace):
     def single(dynamic, index, root):
         values = dict(static_point)
         values.update(zip(dynamic_names, dynamic))
         point = Point({n: values[n] for n in axis_names}, axis_names)
         key = jr.fold_in(root, index)
-        return _normalise_output(run(point, key), program)
+        return _normalise_output(run(point, key), trace)
 
     return single
 
 
 def _struct(shape, dtype, sharding=None):
     return jax.ShapeDtypeStruct(shape, jax.dtypes.canonicalize_dtype(dtype), sharding=sharding)
+
+
+def _trace_key(run, static_point, dynamic_names, dynamic_dtypes, axis_names, root_key) -> tuple:
+    return (
+        run,
+        tuple(sorted(static_point.items())),
+        dynamic_names,
+        tuple(str(jax.dtypes.canonicalize_dtype(d)) for d in dynamic_dtypes),
+        axis_names,
+        str(root_key.dtype),
+        tuple(root_key.shape),
+        jax.config.jax_enable_x64,
+    )
+
+
+def trace_point(
+    run: Callable,
+    static_point: dict,
+    dynamic_names: tuple[str, ...],
+    dynamic_dtypes: tuple,
+    axis_names: tuple[str, ...],
+    root_key: jax.Array,
+) -> tuple[PointTrace, bool]:
+    """`run` traced on one point of a static combination, and whether it had to be traced.
+
+    The fingerprint hashes the jaxpr's text and the values of the constants it closes over:
+    it changes when what `run` computes changes (its body, the data it closes over, the
+    dtypes, the static values), not when only its name or the devices do.
+    """
+    key = _trace_key(run, static_point, dynamic_names, dynamic_dtypes, axis_names, root_key)
+    if key in _TRACES:
+        _TRACES.move_to_end(key)
+        return _TRACES[key], False
+    trace = PointTrace(jaxpr=None, out_tree=None)  # pyright: ignore
+    single = _single(run, static_point, dynamic_names, axis_names, trace)
+    args = (
+        tuple(_struct((), d) for d in dynamic_dtypes),
+        _struct((), np.uint32),
+        _struct(root_key.shape, root_key.dtype),
+    )
+    closed, shapes = jax.make_jaxpr(single, return_shape=True)(*args)
+    trace.jaxpr = closed
+    trace.out_tree = jax.tree.structure(shapes)
+    h = hashlib.sha256()
+    _hash_jaxpr(closed, h)
+    h.update(repr(trace.metric_names).encode())
+    h.update(
+        repr(
+            sorted((k, getattr(e, "__qualname__", str(e))) for k, e in trace.enums.items())
+        ).encode()
+    )
+    trace.fingerprint = h.hexdigest()[:16]
+    _TRACES[key] = trace
+    if len(_TRACES) > _CACHE_SIZE:
+        _TRACES.popitem(last=False)
+    return trace, True
 
 
 def get_program(
@@ -87,23 +189,34 @@ def get_program(
     root_key: jax.Array,
 ) -> tuple[ChunkProgram, bool]:
     """The compiled program for these settings, and whether it had to be compiled."""
-    key = (
-        run,
-        tuple(sorted(static_point.items())),
-        dynamic_names,
-        tuple(str(jax.dtypes.canonicalize_dtype(d)) for d in dynamic_dtypes),
-        axis_names,
+    key = _trace_key(run, static_point, dynamic_names, dynamic_dtypes, axis_names, root_key) + (
         mode,
         batch,
         tuple(d.id for d in devices),
-        str(root_key.dtype),
-        jax.config.jax_enable_x64,
     )
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key], False
-    program = ChunkProgram(call=None, mode=mode, batch=batch)  # pyright: ignore
-    single = _single(run, static_point, dynamic_names, axis_names, program)
+    trace, _ = trace_point(run, static_point, dynamic_names, dynamic_dtypes, axis_names, root_key)
+    program = ChunkProgram(
+        call=None,  # pyright: ignore
+        mode=mode,
+        batch=batch,
+        metric_names=trace.metric_names,
+        enums=trace.enums,
+    )
+
+    if len(devices) > 1 and mode != "loop":
+        # Inside `shard_map`, `run` is traced again: libraries that cannot run there (lineax's
+        # own linear solvers, whose batched LAPACK LU also deadlocks across host devices)
+        # then fail with their own error instead of being compiled from a jaxpr traced
+        # outside it.
+        single = _single(run, static_point, dynamic_names, axis_names, PointTrace(None, None))
+    else:
+
+        def single(dynamic, index, root):  # the traced body, evaluated without tracing `run`
+            return trace(dynamic, index, root)
+
     index_dtype = np.uint32
     if mode == "loop":
         dev = devices[0]
@@ -198,5 +311,7 @@ def get_program(
 
 
 def clear_cache() -> None:
-    """Forget every compiled chunk program (the next sweep compiles again)."""
+    """Forget every traced run function and compiled chunk program (the next sweep traces and
+    compiles again)."""
     _CACHE.clear()
+    _TRACES.clear()

@@ -2,12 +2,12 @@
 
 ```
 path/
-  sweep.json               # grid description + hash, seed, library version, run function
+  sweep.json               # identity: grid + hash, seed, library version, run fingerprint
   chunk-<hash>.npz         # one per finished chunk
 ```
 
 A chunk file holds `index` (flat grid indices), `coord:<axis>`, `metric:<name>`, `status`
-and `meta` (a JSON string: library version, grid hash, seed, wall time). Every file is
+and `meta` (a JSON string: the sweep's identity, wall time, mode, devices). Every file is
 written to a temporary name in the same directory and moved into place with `os.replace`,
 so a killed run leaves either a complete chunk or none.
 """
@@ -46,27 +46,68 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def write_manifest(path: Path, manifest: dict) -> None:
-    """Create `path/sweep.json`, or check that the one there describes the same sweep."""
+class SweepMismatchError(ValueError):
+    """Results under a sweep's `path` were computed by a different sweep: another grid or
+    seed, another library version, or a run function that computes something else."""
+
+
+_PARTS = (
+    ("grid_hash", "the grid, its static axes or the seed changed"),
+    ("version", "they were computed with another linflow version"),
+    (
+        "run_fingerprint",
+        "the run function computes something else (its body, the data it closes over or the "
+        "dtypes changed)",
+    ),
+)
+
+
+def mismatch(old: dict, new: dict) -> list[str]:
+    """What differs between two sweep identities (empty if they are the same sweep)."""
+    return [
+        f"{why} ({key} {old.get(key)} != {new[key]})"
+        for key, why in _PARTS
+        if old.get(key) != new[key]
+    ]
+
+
+def write_manifest(path: Path, manifest: dict, *, overwrite: bool = False) -> int:
+    """Create `path/sweep.json`, or check that the one there describes the same sweep.
+
+    A different sweep is refused (`SweepMismatchError`); with `overwrite`, its chunks are
+    deleted and the manifest replaced. Returns the number of chunk files deleted.
+    """
     path.mkdir(parents=True, exist_ok=True)
     file = path / MANIFEST
+    removed = 0
     if file.exists():
         old = json.loads(file.read_text())
-        if old.get("grid_hash") != manifest["grid_hash"]:
-            raise ValueError(
-                f"{str(path)!r} holds results of a different sweep (grid hash "
-                f"{old.get('grid_hash')} != {manifest['grid_hash']}: the grid, static axes or "
-                "seed changed). Use another `path`, or delete the old results."
+        differs = mismatch(old, manifest)
+        if not differs:
+            return 0
+        if not overwrite:
+            raise SweepMismatchError(
+                f"{str(path)!r} holds results of a different sweep: " + "; ".join(differs) + ". "
+                "They are not mixed with new ones: use another `path`, or pass "
+                '`on_mismatch="overwrite"` to delete them and compute again.'
             )
-        if old.get("version") != manifest["version"]:
-            warnings.warn(
-                f"{str(path)!r} was started with linflow {old.get('version')}; resuming with "
-                f"{manifest['version']}. Finished chunks are kept.",
-                stacklevel=3,
-            )
-        return
+        for chunk in path.glob("chunk-*.npz"):
+            chunk.unlink(missing_ok=True)
+            removed += 1
+        warnings.warn(
+            f"{str(path)!r}: deleted {removed} chunk files of a different sweep ("
+            + "; ".join(differs)
+            + ").",
+            stacklevel=3,
+        )
     text = json.dumps(manifest, indent=1, sort_keys=True).encode()
     _atomic_write(file, lambda f: f.write(text))
+    return removed
+
+
+def read_manifest(path: Path) -> dict | None:
+    file = path / MANIFEST
+    return json.loads(file.read_text()) if file.exists() else None
 
 
 def chunk_name(flat: np.ndarray) -> str:
@@ -94,18 +135,19 @@ def write_chunk(
     return file
 
 
-def read_chunks(path: Path, grid_hash: str) -> list[dict]:
-    """Every finished chunk under `path` whose grid hash matches (others raise)."""
+def read_chunks(path: Path, identity: dict) -> list[dict]:
+    """Every finished chunk under `path`; one written by a different sweep (grid, seed,
+    version or run fingerprint, see `mismatch`) raises `SweepMismatchError`."""
     out = []
     if not path.exists():
         return out
     for file in sorted(path.glob("chunk-*.npz")):
         with np.load(file, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            if meta.get("grid_hash") != grid_hash:
-                raise ValueError(
-                    f"{str(file)!r} belongs to a different sweep (grid hash "
-                    f"{meta.get('grid_hash')} != {grid_hash})."
+            differs = mismatch(meta, identity)
+            if differs:
+                raise SweepMismatchError(
+                    f"{str(file)!r} belongs to a different sweep: " + "; ".join(differs) + "."
                 )
             chunk = {
                 "file": file,

@@ -1,9 +1,11 @@
 """`Sweep`: evaluate a function of (grid point, key) over a grid, in compiled, sharded,
 resumable chunks."""
 
+import hashlib
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,13 +14,21 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from ._compile import get_program
+from ._backend import AbstractBackend, Local
+from ._compile import get_program, trace_point
 from ._grid import Grid
-from ._storage import read_chunks, write_chunk, write_manifest
+from ._storage import read_chunks, read_manifest, write_chunk, write_manifest
 from ._table import SweepTable
 
 
+class IncompleteSweepWarning(UserWarning):
+    """`Sweep.load()` found points without results (e.g. a process of a split sweep has not
+    finished); the warning names them."""
+
+
 _MODES = ("auto", "vmap", "map", "loop")
+_ON_MISMATCH = ("raise", "overwrite")
+_MISSING = ("warn", "raise", "ignore")
 _SUCCESS = ("successful", "converged")
 
 
@@ -88,9 +98,16 @@ class Sweep:
     dynamic and axes given as Python `list`/`tuple`/`range` are static; `static_axes`
     overrides this.
 
-    **Execution.** The points of one static combination are split into chunks. A chunk is
-    one compiled call, split over `devices` (a `Mesh`; `jax.shard_map` runs each device's
-    share as its own program); within a device the points run either vectorised
+    **Chunks.** The points of each static combination, sorted by `group_by`, are cut into
+    chunks of `chunk_size` points: the chunks (`sweep.chunks()`) are a function of the grid,
+    `chunk_size` and `group_by` alone, never of the devices or the mode, so processes with
+    different hardware split one grid without gaps or overlaps. A chunk is the unit of work
+    and of storage: it is computed whole by one process and written as one file.
+
+    **Execution.** A chunk is evaluated by compiled calls of a fixed batch (the chunk size
+    rounded up to a multiple of the device count, fewer for `vmap` if the compiled program
+    would not fit in memory), split over `devices` (a `Mesh`; `jax.shard_map` runs each
+    device's share as its own program); within a device the points run either vectorised
     (`mode="vmap"`: one batched solve, which runs as long as its slowest member) or one
     after the other (`mode="map"`: `lax.map` inside the compiled call; `mode="loop"`: a
     Python loop over a compiled single-point call, one device).
@@ -102,18 +119,27 @@ class Sweep:
     `jax.random.fold_in(jax.random.PRNGKey(seed), i)`, so results do not depend on chunk
     size, order, mode or device count.
 
-    **Storage.** With a `path`, every finished chunk is written atomically as an `.npz`
-    (no pickle) with its points' flat indices and coordinates, the library version, a hash
-    of the grid and the seed. `run()` skips points already on disk, so an interrupted sweep
-    resumes where it stopped. Changing the grid or seed under the same `path` is an error.
+    **Storage and identity.** With a `path`, every finished chunk is written atomically as
+    an `.npz` (no pickle) with its points' flat indices and coordinates. The sweep's
+    identity (`sweep.identity`: a hash of the grid and seed, the library version and the
+    run function's fingerprint, a hash of the jaxpr `run` traces to on the first grid
+    point with the values of the constants it closes over) is stored in `path/sweep.json`
+    and in every chunk. `run()` skips points already on disk, so an interrupted sweep
+    resumes where it stopped; results of a different sweep under the same `path` (another
+    grid or seed, another version, a run function that computes something else, whatever
+    its name) are never mixed in: `run()` and `load()` raise a `SweepMismatchError`, or,
+    with `on_mismatch="overwrite"`, `run()` deletes them and computes again.
 
     **Failures.** A point is never dropped: its `status` is `"ok"`, the name of the outcome
     when `run` returned a non-successful `linflow.RESULTS` (e.g. `"max_steps_reached"`),
     or `"nonfinite:<metric>"`.
 
-    **Multi-host.** After `jax.distributed.initialize()`, each process runs the chunks `k`
-    with `k % process_count == process_index` on its local devices and writes them to the
-    shared `path`; load the whole table with `sweep.load()` once all processes finished.
+    **Several processes.** Process `i` of `n` computes the chunks `k` with
+    `k % n == i` on its own devices and writes them to the shared `path`; `process`
+    defaults to JAX's (`jax.distributed.initialize()`), and may be given for independent
+    batch jobs (a SLURM array). `backend="ray"` instead makes each chunk a Ray task
+    (`linflow.sweep.Ray`). `sweep.load()` on any machine returns the whole table once every
+    chunk is written, and warns naming the missing points before that.
 
     **Arguments:**
 
@@ -124,14 +150,18 @@ class Sweep:
     - `path`: directory for results; `None` keeps them in memory (no resume).
     - `static_axes`: names of shape-changing axes (see *Axes*).
     - `mode`: `"auto"`, `"vmap"`, `"map"` or `"loop"`.
-    - `chunk_size`: points per chunk (rounded up to a multiple of the device count); `None`
-      chooses it: for `"vmap"` as large as fits in half the free device memory (at most
-      1024 per device), otherwise about 1/32 of the points (at most 256 per device).
+    - `chunk_size`: points per chunk; `None` chooses about 1/32 of the grid, at most 1024
+      points and at most one static combination.
     - `group_by`: an axis name, a sequence of names, or a function of the coordinates dict
       returning one sort key per point; points are sorted by it before chunking.
     - `seed`: root PRNG seed.
     - `devices`: devices to shard over (default `jax.local_devices()`).
-    - `process`: `(process_index, process_count)` for multi-host sweeps (default from JAX).
+    - `process`: `(process_index, process_count)` for sweeps split over processes (default
+      from JAX).
+    - `backend`: `"local"` (this process, default), `"ray"` (one Ray task per chunk), or a
+      backend object (`linflow.sweep.Local()`, `linflow.sweep.Ray(...)`).
+    - `on_mismatch`: `"raise"` (default) or `"overwrite"`: what `run()` does with results
+      of a different sweep under `path` (see *Storage and identity*).
     - `quiet`: no progress bar.
     """
 
@@ -148,6 +178,8 @@ class Sweep:
         seed: int = 0,
         devices: Sequence | None = None,
         process: tuple[int, int] | None = None,
+        backend: "str | AbstractBackend" = "local",
+        on_mismatch: str = "raise",
         quiet: bool = False,
     ):
         if not callable(run):
@@ -155,7 +187,11 @@ class Sweep:
         self.grid = Grid(grid, static_axes)
         if mode not in _MODES:
             raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}.")
-        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+        if chunk_size is not None and (
+            isinstance(chunk_size, bool)
+            or not isinstance(chunk_size, (int, np.integer))
+            or chunk_size < 1
+        ):
             raise ValueError(f"`chunk_size` must be a positive int or None, got {chunk_size!r}.")
         if isinstance(group_by, str):
             group_by = (group_by,)
@@ -172,19 +208,37 @@ class Sweep:
             raise ValueError("`devices` is empty.")
         if process is None:
             process = (jax.process_index(), jax.process_count())
-        if not (0 <= process[0] < process[1]):
-            raise ValueError("`process` must be (index, count) with 0 <= index < count.")
-        self.process = tuple(process)
+        if (
+            len(process) != 2
+            or not all(isinstance(p, (int, np.integer)) for p in process)
+            or not (0 <= process[0] < process[1])
+        ):
+            raise ValueError(
+                f"`process` must be (index, count) with 0 <= index < count, got {process!r}."
+            )
+        if isinstance(backend, str):
+            backend = _backend_named(backend)
+        if not isinstance(backend, AbstractBackend):
+            raise TypeError(
+                f"`backend` must be 'local', 'ray' or a linflow.sweep backend, got {backend!r}."
+            )
+        if on_mismatch not in _ON_MISMATCH:
+            raise ValueError(f"`on_mismatch` must be one of {_ON_MISMATCH}, got {on_mismatch!r}.")
+        self.process = (int(process[0]), int(process[1]))
         self.run_fn = run
         self.path = None if path is None else Path(path)
         self.static_axes = self.grid.static
         self.mode = mode
-        self.chunk_size = chunk_size
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.group_by = group_by
         self.seed = int(seed)
+        self.backend = backend
+        self.on_mismatch = on_mismatch
         self.quiet = quiet
         self.grid_hash = self.grid.hash(self.seed)
+        backend.check(self)
         self._memory: list[dict] = []
+        self._identity: dict | None = None
         self.stats: dict = {}
 
     # -- configuration ---------------------------------------------------------------------
@@ -198,13 +252,54 @@ class Sweep:
             return "loop" if len(self.devices) == 1 else "map"
         return "vmap"
 
+    @property
+    def resolved_chunk_size(self) -> int:
+        """Points per chunk: `chunk_size`, or about 1/32 of the grid (at most 1024 points and
+        at most one static combination). A function of the grid alone."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        per_static = self.grid.size // math.prod(self.grid.values[n].size for n in self.static_axes)
+        return max(1, min(math.ceil(self.grid.size / 32), 1024, per_static))
+
+    def _dyn_dtypes(self) -> tuple:
+        return tuple(
+            jax.dtypes.canonicalize_dtype(self.grid.values[n].dtype) for n in self.grid.dynamic
+        )
+
+    def _trace(self, static_point: dict):
+        return trace_point(
+            self.run_fn,
+            static_point,
+            self.grid.dynamic,
+            self._dyn_dtypes(),
+            self.grid.names,
+            jr.PRNGKey(self.seed),
+        )
+
+    @property
+    def identity(self) -> dict:
+        """What the results depend on: the grid hash (grid, static axes, seed), the library
+        version and the run function's fingerprint (traced on the first grid point)."""
+        if self._identity is None:
+            first = next(iter(self.grid.static_combinations()))
+            trace, traced = self._trace(self.grid.static_point(first))
+            if self.stats is not None and traced:
+                self.stats["programs_traced"] = self.stats.get("programs_traced", 0) + 1
+            self._identity = {
+                "grid_hash": self.grid_hash,
+                "version": _version(),
+                "run_fingerprint": trace.fingerprint,
+            }
+        return dict(self._identity)
+
     def _manifest(self) -> dict:
         return {
+            **self.identity,
             "grid": self.grid.description(self.seed),
-            "grid_hash": self.grid_hash,
-            "version": _version(),
             "run": _run_name(self.run_fn),
-            "format": 1,
+            "chunk_size": self.resolved_chunk_size,
+            "chunks_hash": self._chunks_hash(),
+            "format": 2,
         }
 
     def _order(self, flat: np.ndarray) -> np.ndarray:
@@ -221,21 +316,87 @@ class Sweep:
             return flat[np.argsort(keys, kind="stable")]
         return flat[np.lexsort([coords[g] for g in reversed(self.group_by)])]
 
+    def chunks(self) -> list[np.ndarray]:
+        """The sweep's chunks, in order: the flat indices of each chunk's points.
+
+        A function of the grid, `chunk_size` and `group_by` alone: every process, whatever
+        its devices or mode, cuts the grid the same way. Chunk `k` belongs to process
+        `k % process_count`.
+        """
+        size = self.resolved_chunk_size
+        out = []
+        for combo in self.grid.static_combinations():
+            flat = self._order(self.grid.flat_indices(combo))
+            out.extend(flat[i : i + size] for i in range(0, flat.size, size))
+        return out
+
+    def _chunks_hash(self) -> str:
+        h = hashlib.sha256()
+        for c in self.chunks():
+            h.update(np.asarray(c, np.int64).tobytes())
+            h.update(b"|")
+        return h.hexdigest()[:16]
+
     # -- results ---------------------------------------------------------------------------
 
-    def _chunks(self) -> list[dict]:
+    def _stored(self) -> list[dict]:
         if self.path is None:
             return list(self._memory)
-        return read_chunks(self.path, self.grid_hash)
+        return read_chunks(self.path, self.identity)
 
-    def load(self) -> SweepTable:
-        """The finished points (all of them after a complete `run()`), as a `SweepTable`."""
-        return self._table(self._chunks())
+    def load(self, *, missing: str = "warn") -> SweepTable:
+        """The finished points as a `SweepTable` (all of them once every chunk is written).
+
+        Checks that the results under `path` belong to this sweep (`SweepMismatchError`
+        if not). When points are missing, `missing="warn"` (default) warns with an
+        `IncompleteSweepWarning` naming them and the processes whose chunks hold them,
+        `"raise"` raises a `ValueError` with the same message, `"ignore"` returns the
+        partial table silently; `table.missing` lists them in every case.
+        """
+        if missing not in _MISSING:
+            raise ValueError(f"`missing` must be one of {_MISSING}, got {missing!r}.")
+        stored = self._stored()
+        table = self._table(stored)
+        if missing != "ignore" and table.missing.size:
+            # Name the processes of the split that wrote the results (their chunks record
+            # it), or else this one's.
+            counts = {c["meta"].get("process", [0, 0])[1] for c in stored}
+            count = counts.pop() if len(counts) == 1 else self.process[1]
+            message = self._describe_missing(table.missing, count)
+            if missing == "raise":
+                raise ValueError(message)
+            warnings.warn(message, IncompleteSweepWarning, stacklevel=2)
+        return table
+
+    def _describe_missing(self, flat: np.ndarray, count: int) -> str:
+        where = str(self.path) if self.path is not None else "memory"
+        missing = set(flat.tolist())
+        owners: dict[int, list[int]] = {}
+        for k, chunk in enumerate(self.chunks()):
+            if missing.intersection(chunk.tolist()):
+                owners.setdefault(k % count, []).append(k)
+        coords = self.grid.coordinates(flat[:5])
+        first = [
+            "{" + ", ".join(f"{n}={coords[n][i].item()!r}" for n in self.grid.names) + "}"
+            for i in range(min(5, flat.size))
+        ]
+        per_process = "; ".join(
+            f"process {p}: chunks {ks[:8]}{' ...' if len(ks) > 8 else ''}"
+            for p, ks in sorted(owners.items())
+        )
+        return (
+            f"{flat.size} of {self.grid.size} points have no results in {where!r} "
+            f"(e.g. {', '.join(first)}{' ...' if flat.size > 5 else ''}); split over "
+            f"{count} process(es), they belong to {per_process}. Run those, or "
+            "load(missing='ignore') for the partial table."
+        )
 
     def _table(self, chunks) -> SweepTable:
         grid = self.grid
         meta = {"grid": grid.description(self.seed), "grid_hash": self.grid_hash}
         meta["version"] = _version()
+        if self._identity is not None:
+            meta["run_fingerprint"] = self._identity["run_fingerprint"]
         if not chunks:
             empty = np.zeros(0, np.int64)
             return SweepTable(
@@ -269,110 +430,114 @@ class Sweep:
     # -- running ---------------------------------------------------------------------------
 
     def run(self) -> SweepTable:
-        """Evaluate every point not yet finished and return the whole table.
+        """Evaluate every point of this process's chunks not yet finished; return the table.
 
         Raises before any work if the grid or `run` is invalid (unknown axis, empty axis,
-        non-dict output). Shows a tqdm progress bar over points unless `quiet`.
+        non-dict output) or if `path` holds results of a different sweep. Shows a tqdm
+        progress bar unless `quiet`. With several processes, the table holds what is on
+        disk when this one finishes (`load()` later for the whole grid).
         """
-        from tqdm.auto import tqdm
-
         t_start = time.perf_counter()
-        grid = self.grid
-        mode = self.resolved_mode
-        devices = self.devices[:1] if mode == "loop" else self.devices
-        n_dev = len(devices)
-        if self.path is not None:
-            write_manifest(self.path, self._manifest())
-        done_chunks = self._chunks()
-        done = (
-            np.unique(np.concatenate([c["index"] for c in done_chunks]))
-            if done_chunks
-            else np.zeros(0, np.int64)
-        )
-        root = jr.PRNGKey(self.seed)
-        stats = {
-            "points_total": grid.size,
-            "points_loaded": int(done.size),
+        self.stats = {
+            "points_total": self.grid.size,
+            "points_loaded": 0,
             "points_computed": 0,
             "chunks_computed": 0,
             "programs_compiled": 0,
-            "mode": mode,
-            "devices": n_dev,
+            "mode": self.resolved_mode,
+            "devices": len(self._run_devices()),
+            "process": list(self.process),
+            "backend": type(self.backend).__name__,
         }
-        self.stats = stats
-        bar = tqdm(
-            total=grid.size,
-            initial=int(done.size),
-            unit="pt",
-            desc="/".join(self.path.parts[-2:]) if self.path is not None else "sweep",
-            disable=self.quiet,
-            dynamic_ncols=True,
-        )
-        dyn_dtypes = tuple(
-            jax.dtypes.canonicalize_dtype(grid.values[n].dtype) for n in grid.dynamic
-        )
-        chunk_counter = 0
-        try:
-            for combo in grid.static_combinations():
-                flat_all = self._order(grid.flat_indices(combo))
-                nominal = self._nominal_size(flat_all.size, mode, n_dev)
-                n_nominal = math.ceil(flat_all.size / nominal)
-                first_chunk = chunk_counter
-                chunk_counter += n_nominal
-                mine = [
-                    flat_all[k * nominal : (k + 1) * nominal]
-                    for k in range(n_nominal)
-                    if (first_chunk + k) % self.process[1] == self.process[0]
-                ]
-                todo_all = [c[~np.isin(c, done)] for c in mine]
-                if not any(t.size for t in todo_all):
-                    continue
-                static_point = grid.static_point(combo)
-                program, size = self._program(
-                    static_point, dyn_dtypes, mode, devices, root, nominal
+        self._identity = None  # trace again if the run function's cache was cleared
+        if self.path is not None:
+            write_manifest(self.path, self._manifest(), overwrite=self.on_mismatch == "overwrite")
+            first = read_manifest(self.path) or {}
+            if self.process[1] > 1 and first.get("chunks_hash") != self._chunks_hash():
+                # Processes that cut the grid differently would leave gaps and overlaps.
+                raise ValueError(
+                    f"process {self.process[0]} of {self.process[1]} cuts the grid into other "
+                    f"chunks than the sweep under {str(self.path)!r} was started with (its "
+                    f"chunk_size is {first.get('chunk_size')}, this one's "
+                    f"{self.resolved_chunk_size}; `group_by` must match too). Processes "
+                    "splitting one sweep must use the same `chunk_size` and `group_by`."
                 )
-                for todo_nominal in todo_all:
-                    for start in range(0, todo_nominal.size, size):
-                        todo = todo_nominal[start : start + size]
-                        t0 = time.perf_counter()
-                        record = self._evaluate(program, todo, dyn_dtypes, root)
-                        record["meta"].update(
-                            seconds=time.perf_counter() - t0,
-                            mode=mode,
-                            devices=n_dev,
-                            chunk_size=size,
-                        )
-                        self._store(record)
-                        stats["points_computed"] += int(todo.size)
-                        stats["chunks_computed"] += 1
-                        bar.update(int(todo.size))
-        finally:
-            bar.close()
-        stats["seconds"] = time.perf_counter() - t_start
-        return self.load()
+        else:
+            self.identity  # noqa: B018 - traces `run`: bad output fails before any work
+        stored = self._stored()
+        done = (
+            np.unique(np.concatenate([c["index"] for c in stored]))
+            if stored
+            else np.zeros(0, np.int64)
+        )
+        self.stats["points_loaded"] = int(done.size)
+        mine = [
+            chunk for k, chunk in enumerate(self.chunks()) if k % self.process[1] == self.process[0]
+        ]
+        todo = [c[~np.isin(c, done)] for c in mine]
+        todo = [t for t in todo if t.size]
+        self.stats["chunks_total"] = len(mine)
+        self.stats["chunks_loaded"] = len(mine) - len(todo)
+        self.backend.run_chunks(self, todo)
+        self.stats["seconds"] = time.perf_counter() - t_start
+        return self.load(missing="warn" if self.process[1] == 1 else "ignore")
 
-    def _nominal_size(self, n: int, mode: str, n_dev: int) -> int:
-        """Points per chunk before any memory limit (a multiple of the device count)."""
-        if self.chunk_size is not None:
-            return math.ceil(self.chunk_size / n_dev) * n_dev
-        if mode == "vmap":
-            return min(math.ceil(n / n_dev), 1024) * n_dev
-        per_dev = min(max(1, math.ceil(self.grid.size / 32 / n_dev)), 256)
-        return min(per_dev, math.ceil(n / n_dev)) * n_dev
+    def _run_devices(self) -> tuple:
+        return self.devices[:1] if self.resolved_mode == "loop" else self.devices
 
-    def _program(self, static_point, dyn_dtypes, mode, devices, root, size):
+    def _batch(self, devices) -> int:
+        if self.resolved_mode == "loop":
+            return 1
         n_dev = len(devices)
+        return math.ceil(self.resolved_chunk_size / n_dev) * n_dev
+
+    def compute_chunk(self, index: np.ndarray) -> dict:
+        """Evaluate the points `index` (flat indices of one static combination) and store
+        them as one chunk; returns its record (what `load` reads back)."""
+        t0 = time.perf_counter()
+        mode = self.resolved_mode
+        devices = self._run_devices()
+        root = jr.PRNGKey(self.seed)
+        combo = self.grid.coordinates(index[:1])
+        static_point = {n: combo[n][0].item() for n in self.static_axes}
+        program, batch = self._program(static_point, mode, devices, root)
+        parts = [
+            self._evaluate(program, index[i : i + batch], root) for i in range(0, index.size, batch)
+        ]
+        record = {
+            "index": index,
+            "coords": self.grid.coordinates(index),
+            "metrics": {k: np.concatenate([m[k] for m, _ in parts]) for k in parts[0][0]},
+            "status": np.concatenate([st for _, st in parts]),
+        }
+        record["meta"] = {
+            **self.identity,
+            "seed": self.seed,
+            "seconds": time.perf_counter() - t0,
+            "mode": mode,
+            "devices": len(devices),
+            "batch": batch,
+            "process": list(self.process),
+        }
+        self._store(record)
+        self.stats["points_computed"] = self.stats.get("points_computed", 0) + int(index.size)
+        self.stats["chunks_computed"] = self.stats.get("chunks_computed", 0) + 1
+        return record
+
+    def _program(self, static_point, mode, devices, root):
+        n_dev = len(devices)
+        size = self._batch(devices)
         args = (
             self.run_fn,
             static_point,
             self.grid.dynamic,
-            dyn_dtypes,
+            self._dyn_dtypes(),
             self.grid.names,
             mode,
         )
-        program, compiled = get_program(*args, 1 if mode == "loop" else size, devices, root)
-        self.stats["programs_compiled"] += int(compiled)
-        if mode == "vmap" and self.chunk_size is None and program.memory_bytes:
+        program, compiled = get_program(*args, size, devices, root)
+        self.stats["programs_compiled"] = self.stats.get("programs_compiled", 0) + int(compiled)
+        if mode == "vmap" and program.memory_bytes:
             budget = _memory_budget(devices[0])
             per_device = program.memory_bytes / n_dev
             if per_device > budget and size > n_dev:
@@ -382,7 +547,7 @@ class Sweep:
                 self.stats["programs_compiled"] += int(compiled)
         return program, size
 
-    def _evaluate(self, program, todo: np.ndarray, dyn_dtypes, root) -> dict:
+    def _evaluate(self, program, todo: np.ndarray, root) -> tuple[dict, np.ndarray]:
         grid = self.grid
         n = todo.size
         padded = todo
@@ -392,7 +557,7 @@ class Sweep:
             padded = np.concatenate([todo, np.repeat(todo[-1:], program.batch - n)])
         coords = grid.coordinates(padded)
         dynamic = tuple(
-            np.asarray(coords[name], dtype=dt) for name, dt in zip(grid.dynamic, dyn_dtypes)
+            np.asarray(coords[name], dtype=dt) for name, dt in zip(grid.dynamic, self._dyn_dtypes())
         )
         out = program.call(dynamic, padded.astype(np.uint32), root)
         metrics = {k: np.asarray(v)[:n] for k, v in out.items()}
@@ -408,13 +573,7 @@ class Sweep:
                 finite = np.isfinite(v.reshape(n, -1)).all(axis=1)
                 bad = ~finite & (status == "ok")
                 status[bad] = f"nonfinite:{name}"
-        return {
-            "index": todo,
-            "coords": {k: v[:n] for k, v in coords.items()},
-            "metrics": metrics,
-            "status": status.astype(str),
-            "meta": {"version": _version(), "grid_hash": self.grid_hash, "seed": self.seed},
-        }
+        return metrics, status.astype(str)
 
     def _store(self, record: dict) -> None:
         if self.path is None:
@@ -432,3 +591,13 @@ class Sweep:
     def __repr__(self):
         where = str(self.path) if self.path is not None else "memory"
         return f"Sweep({self.grid!r}, run={_run_name(self.run_fn)}, path={where!r})"
+
+
+def _backend_named(name: str) -> AbstractBackend:
+    if name == "local":
+        return Local()
+    if name == "ray":
+        from ._ray import Ray
+
+        return Ray()
+    raise ValueError(f"`backend` must be 'local' or 'ray' (or a backend object), got {name!r}.")

@@ -58,6 +58,11 @@ class SweepTable:
         return len(self) == int(np.prod(self.shape))
 
     @property
+    def missing(self) -> np.ndarray:
+        """Flat grid indices of the points without a row (empty once the sweep is complete)."""
+        return np.setdiff1d(np.arange(int(np.prod(self.shape))), self.index)
+
+    @property
     def ok(self) -> np.ndarray:
         """Boolean mask of rows whose status is `"ok"`."""
         return self.status == "ok"
