@@ -738,7 +738,9 @@ for col, kind in enumerate(KINDS):
             model = lf.TensorNet.from_directions(kind, directions(kind, z), alpha)
             sol = lf.flow(model, regression, saveat=lf.SaveAt(ts=jnp.logspace(-3, 4, 80)),
                           solver=SOLVER, max_steps=200_000)
-            limit = limits.two_layer_single_point_limit(model, X_REG[0], 1.0).predictor()
+            M = model.data_tensor(X_REG[0])
+            vectors = limits.two_layer_single_point_limit(M, *model.vectors(), 1.0)
+            limit = model.with_vectors(vectors).predictor()
             worst = max(worst, float(jnp.max(jnp.abs(sol.final.predictor() - limit))))
             path = np.asarray(sol.predictors)
             ax.plot(path[:, 0], path[:, 1], color=f"C{j}", lw=1)

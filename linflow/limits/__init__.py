@@ -13,6 +13,11 @@ from .hypentropy import (
     hypentropy_kkt_residual as hypentropy_kkt_residual,
     hypentropy_minimiser as hypentropy_minimiser,
 )
+from .margin import (
+    MarginSolution as MarginSolution,
+    max_margin_solution as max_margin_solution,
+    tensor_margin_direction as tensor_margin_direction,
+)
 from .norms import max_margin as max_margin, min_l1 as min_l1, min_l2 as min_l2
 from .regimes import (
     alpha_l1_threshold as alpha_l1_threshold,
@@ -35,6 +40,7 @@ from .schatten import (
     schatten_q as schatten_q,
     schatten_q_minimiser as schatten_q_minimiser,
 )
+from .single_point import two_layer_single_point_limit as two_layer_single_point_limit
 from .tensor import (
     convolution_regression_limit as convolution_regression_limit,
     convolution_transform as convolution_transform,
@@ -44,11 +50,9 @@ from .tensor import (
     tensor_h as tensor_h,
     tensor_h_inverse as tensor_h_inverse,
     tensor_h_radius as tensor_h_radius,
-    tensor_margin_direction as tensor_margin_direction,
     tensor_pq as tensor_pq,
     tensor_Q as tensor_Q,
     tensor_regression_limit as tensor_regression_limit,
-    two_layer_single_point_limit as two_layer_single_point_limit,
 )
 from .two_layer import (
     DataSVD as DataSVD,
