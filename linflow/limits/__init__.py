@@ -1,5 +1,6 @@
 """Analytic limits and closed forms: pure functions, each citing the result it implements."""
 
+from ._convex_solution import ConvexSolution as ConvexSolution
 from .bounds import (
     imbalance_level as imbalance_level,
     margin_rate as margin_rate,
@@ -14,11 +15,14 @@ from .hypentropy import (
     hypentropy_minimiser as hypentropy_minimiser,
 )
 from .margin import (
-    MarginSolution as MarginSolution,
     max_margin_solution as max_margin_solution,
     tensor_margin_direction as tensor_margin_direction,
 )
 from .norms import max_margin as max_margin, min_l1 as min_l1, min_l2 as min_l2
+from .nuclear import (
+    min_nuclear_norm as min_nuclear_norm,
+    min_nuclear_norm_solution as min_nuclear_norm_solution,
+)
 from .regimes import (
     alpha_l1_threshold as alpha_l1_threshold,
     alpha_l2_threshold as alpha_l2_threshold,
@@ -28,6 +32,7 @@ from .regimes import (
 from .riccati import (
     isotropic_imbalance_solution as isotropic_imbalance_solution,
     regularised_factorization_loss as regularised_factorization_loss,
+    spectral_defect as spectral_defect,
     spectral_factorization_solution as spectral_factorization_solution,
     spectral_rate as spectral_rate,
     spectral_singular_values as spectral_singular_values,

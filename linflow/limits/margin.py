@@ -17,10 +17,9 @@ One solver per norm, shared by every caller (`max_margin`, `tensor_margin_direct
   $[Z_A; T_0]z = [\mathbf 1; 0]$.
 
 A polish is kept only when it stays feasible and does not increase the norm (to 1e-9
-relative). Every solve is eager (NumPy), and answers with a `MarginSolution`.
+relative). Every solve is eager (NumPy), and answers with a `ConvexSolution`.
 """
 
-import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
@@ -30,6 +29,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._checks import as_float_array
 from .._fourier import dft_matrix, is_even
 from .._results import RESULTS
+from ._convex_solution import ConvexSolution
 
 
 _NORMS = ("l2", "l1")
@@ -39,32 +39,6 @@ _KINDS = ("diagonal", "convolution", "fully_connected")
 _MIN_MARGIN = 1e-12
 # A solution whose smallest margin constraint is violated by more than this is not returned.
 _FEASIBILITY_TOL = 1e-6
-
-
-class MarginSolution(eqx.Module):
-    r"""The answer of a max-margin solve (`max_margin_solution`).
-
-    **Fields:**
-
-    - `value`: the max-margin direction $w^\star/\|w^\star\|$, unit in the problem's norm
-      ($\|w\|_2$, or $\|Tw\|_1$), shape `(d,)`; NaN when `result` is not
-      `RESULTS.converged`.
-    - `result`: a `linflow.RESULTS`: `converged`, `not_separable` or `solver_failed`.
-    - `stats`: `margin` (the max margin $\gamma = \min_i y_i\langle x_i, w\rangle$ of the
-      unit direction), `support_vectors` (active margin constraints), `polished` (whether
-      the exact polish on the active set was kept), `constraint_violation`
-      ($\max(0, 1 - \min_i y_i\langle x_i, w^\star\rangle)$ before normalisation); for
-      $\ell_1$ also `num_steps` (HiGHS iterations) and `support` (non-zeros of $Tw$).
-    """
-
-    value: Float[Array, " d"]
-    result: RESULTS
-    stats: dict[str, Array]
-
-    @property
-    def converged(self) -> bool:
-        """Whether the solve succeeded."""
-        return bool(self.result == RESULTS.converged)
 
 
 def _margin_data(X, labels):
@@ -174,7 +148,7 @@ def max_margin_solution(
     *,
     transform: Float[ArrayLike, "_m _d"] | None = None,
     throw: bool = True,
-) -> MarginSolution:
+) -> ConvexSolution:
     r"""The hard-margin direction $w^\star/\|w^\star\|$,
     $w^\star = \arg\min\|w\|$ s.t. $y_i\langle x_i, w\rangle \ge 1$ for all $i$: the one
     solver behind `max_margin` and `tensor_margin_direction` (module docstring).
@@ -198,7 +172,12 @@ def max_margin_solution(
 
     **Returns:**
 
-    A `MarginSolution` (`value`: the direction, unit in the chosen norm, shape `(d,)`).
+    A `ConvexSolution`: `value` is the direction, unit in the chosen norm, shape `(d,)`;
+    `stats` holds `margin` (the max margin $\gamma = \min_i y_i\langle x_i, w\rangle$ of the
+    unit direction), `support_vectors` (active margin constraints), `polished` (whether the
+    exact polish on the active set was kept), `constraint_violation`
+    ($\max(0, 1 - \min_i y_i\langle x_i, w^\star\rangle)$ before normalisation), and for
+    $\ell_1$ also `num_steps` (HiGHS iterations) and `support` (non-zeros of $Tw$).
     """
     if norm not in _NORMS:
         raise ValueError(f'`norm` must be "l2" or "l1", got {norm!r}.')
@@ -229,12 +208,12 @@ def max_margin_solution(
             raise RuntimeError(f"max_margin_solution({norm}): {message}")
         value = jnp.full((d,), jnp.nan)
         stats = {"margin": jnp.asarray(jnp.nan), "support_vectors": jnp.asarray(0)}
-        return MarginSolution(value=value, result=result, stats=stats)
+        return ConvexSolution(value=value, result=result, stats=stats)
     size = np.linalg.norm(w) if norm == "l2" else np.sum(np.abs(w if T is None else T @ w))
     stats = {key: jnp.asarray(v) for key, v in stats.items()}
     stats["margin"] = jnp.asarray(1.0 / size)
     stats["constraint_violation"] = jnp.asarray(violation)
-    return MarginSolution(value=jnp.asarray(w / size), result=result, stats=stats)
+    return ConvexSolution(value=jnp.asarray(w / size), result=result, stats=stats)
 
 
 def tensor_margin_direction(
