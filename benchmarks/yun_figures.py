@@ -57,13 +57,13 @@ def directions(kind, z):
     return jnp.asarray(a * np.eye(2)), jnp.asarray(z / a)
 
 
-@eqx.filter_jit
 def _single_point_limit(model, x, y):
     """Thm 6's limit predictor of a depth-2 `TensorNet` trained on the point (x, y)."""
     vectors = two_layer_single_point_limit(model.data_tensor(x), *model.vectors(), y)
     return model.with_vectors(vectors).predictor()
 
 
+@eqx.filter_jit
 def _flow(model, problem, saveat, t1):
     return linflow.flow(
         model, problem, saveat=saveat, solver=SOLVER, t1=t1, max_steps=200_000, throw=False

@@ -60,7 +60,7 @@ def test_min_nuclear_norm_of_a_2x2_with_one_missing_entry():
 def test_min_nuclear_norm_recovers_a_low_rank_matrix_and_meets_its_dual():
     cp = pytest.importorskip("cvxpy")
     # Exact recovery (Candes & Recht 2009): 40 of the 64 entries of a rank-1 8x8 matrix;
-    # seed 2 is an instance in the recovery regime (seeds 0 and 1 leave too little of a row).
+    # seed 2 is an instance in the recovery regime (at seeds 0 and 1 the minimiser is not Y).
     prob, Y = linflow.matrix_completion(jr.PRNGKey(2), (8, 8), 1, 40)
     M = linflow.limits.min_nuclear_norm(prob.rows, prob.cols, prob.values, prob.shape)
     np.testing.assert_allclose(M, Y, atol=1e-6 * float(jnp.abs(Y).max()))
