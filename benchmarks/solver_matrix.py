@@ -41,7 +41,7 @@ def cases(quick):
         V = alpha * jr.normal(k2, (1, h)) / np.sqrt(h)
         model = lf.TwoLayer(U, V)
         # Min et al. 2021, eq. (14): the limit given the final second layer.
-        limit = lambda final: lf.limits.min_limit(X, Y, model, final.V)
+        limit = lambda final: lf.limits.min_limit(X, Y, model.U, final.V)
         return model, lf.Regression(X, Y), limit
 
     dc, k = (6, 50) if quick else (6, 500)

@@ -561,13 +561,13 @@ model0 = lf.gaussian_init(jr.PRNGKey(1), D, m, h, 0.5, 0.02)
 sol = lf.flow(model0, problem)
 print(sol.status, "at t =", float(sol.t_final), "after", int(sol.stats["num_steps"]), "steps")
 
-Lam0 = limits.min_imbalance(model0, X, svd)
-Lams = jax.vmap(lambda mdl: limits.min_imbalance(mdl, X, svd))(sol.models)
+Lam0 = limits.min_imbalance(model0.U, model0.V, X, svd)
+Lams = jax.vmap(lambda mdl: limits.min_imbalance(mdl.U, mdl.V, X, svd))(sol.models)
 lam_drift = float(jnp.max(jnp.abs(Lams - Lam0)) / jnp.max(jnp.abs(Lam0)))
 U2s = jnp.einsum("dk,tdh->tkh", svd.Phi2, sol.models.U)  # U_2(t) = Phi_2^T U(t)
 u2_drift = float(jnp.max(jnp.abs(U2s - U2s[0])) / jnp.max(jnp.abs(U2s[0])))
 # L = 1/2 ||E||^2 + L* with the error E of eq. (6)
-E = jax.vmap(lambda mdl: limits.min_error(mdl, X, Y, svd))(sol.models)
+E = jax.vmap(lambda mdl: limits.min_error(mdl.U, mdl.V, X, Y, svd))(sol.models)
 split = float(jnp.max(jnp.abs(0.5 * jnp.sum(E**2, axis=(1, 2)) + L_star - sol.losses))
               / sol.losses[0])
 print(f"max relative drift: Lambda {lam_drift:.1e}, U_2 {u2_drift:.1e}; "
@@ -601,12 +601,12 @@ ts = jnp.linspace(0.0, T, 201)
 lam_r = float(svd.sigma[-1])
 curves = {}
 for name, mdl in cases.items():
-    c = float(limits.imbalance_level(mdl, X, svd))
-    c_tilde = float(limits.margin_rate(mdl, X, Y, svd))
+    c = float(limits.imbalance_level(mdl.U, mdl.V, X, svd))
+    c_tilde = float(limits.margin_rate(mdl.U, mdl.V, X, Y, svd))
     s = lf.flow(mdl, problem, saveat=lf.SaveAt(ts=ts), t1=T, stop=None)
     excess = np.asarray(s.losses) - L_star
-    thm1 = np.asarray(limits.min_rate_bound(mdl, X, Y, ts, svd))
-    margin = np.asarray(limits.margin_rate_bound(mdl, X, Y, ts, svd))
+    thm1 = np.asarray(limits.min_rate_bound(mdl.U, mdl.V, X, Y, ts, svd))
+    margin = np.asarray(limits.margin_rate_bound(mdl.U, mdl.V, X, Y, ts, svd))
     # the bounds hold at every saved time, up to the solver's relative accuracy
     assert np.all(excess <= thm1 * (1 + 1e-8) + 1e-14), name
     assert np.all(excess <= margin * (1 + 1e-8) + 1e-14), name
@@ -646,7 +646,7 @@ def rel(a, b):
 
 
 theta_inf = sol.final.predictor()
-eq14 = limits.min_limit(X, Y, model0, sol.final.V, svd)
+eq14 = limits.min_limit(X, Y, model0.U, sol.final.V, svd)
 print(f"Gaussian start: |Theta(inf) - eq.(14)|/|eq.(14)| = {rel(theta_inf, eq14):.1e}, "
       f"|Theta(inf) - Theta_hat|/|Theta_hat| = {rel(theta_inf, theta_hat):.2f}")
 assert rel(theta_inf, eq14) < 1e-8  # the steady state is reached to relative excess 1e-10
@@ -654,8 +654,10 @@ assert rel(theta_inf, theta_hat) > 0.1  # ... and it is not the min-norm solutio
 
 inv0 = lf.invariant_set_init(jr.PRNGKey(3), X, m, h, scale=0.3)
 sol_inv = lf.flow(inv0, problem)
-print(f"invariant set: distance to the set {float(limits.invariant_set_distance(inv0, X)):.1e} "
-      f"at t = 0, {float(limits.invariant_set_distance(sol_inv.final, X)):.1e} at the end; "
+dist0 = float(limits.invariant_set_distance(inv0.U, inv0.V, X))
+dist1 = float(limits.invariant_set_distance(sol_inv.final.U, sol_inv.final.V, X))
+print(f"invariant set: distance to the set {dist0:.1e} "
+      f"at t = 0, {dist1:.1e} at the end; "
       f"|Theta(inf) - Theta_hat|/|Theta_hat| = {rel(sol_inv.final.predictor(), theta_hat):.1e}")
 assert rel(sol_inv.final.predictor(), theta_hat) < 1e-8
 """),
@@ -784,7 +786,9 @@ for col, kind in enumerate(KINDS):
             model = lf.TensorNet.from_directions(kind, directions(kind, z), alpha)
             sol = lf.flow(model, regression, saveat=lf.SaveAt(ts=jnp.logspace(-3, 4, 80)),
                           solver=SOLVER, max_steps=200_000)
-            limit = limits.two_layer_single_point_limit(model, X_REG[0], 1.0).predictor()
+            M = model.data_tensor(X_REG[0])
+            vectors = limits.two_layer_single_point_limit(M, *model.vectors(), 1.0)
+            limit = model.with_vectors(vectors).predictor()
             worst = max(worst, float(jnp.max(jnp.abs(sol.final.predictor() - limit))))
             path = np.asarray(sol.predictors)
             ax.plot(path[:, 0], path[:, 1], color=f"C{j}", lw=1)
@@ -994,7 +998,7 @@ errors = {}
 for lam0 in [0.0, 2.0]:
     model0 = lf.spectral_init(Y, 2 * m, 0.1, lam0, key=jr.PRNGKey(3))
     s3 = run(model0, Y, ts3)
-    eq17 = limits.spectral_factorization_solution(Y, model0, ts3)
+    eq17 = limits.spectral_factorization_solution(Y, model0.U, model0.V, ts3)
     err17 = max_rel(s3.predictors, eq17)
     Q = s3.conserved["imbalance"]
     q_drift = float(jnp.abs(Q - Q[0]).max())  # absolute: Q(0) = 0 for the balanced start

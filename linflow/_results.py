@@ -17,3 +17,11 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "The integration ended before the stop criterion held (the flow reached `t1`). "
         "Increase `t1`, or loosen `stop`."
     )
+    not_separable = (
+        "The data are not linearly separable through the origin: no max-margin direction "
+        "exists (the margin problem is infeasible)."
+    )
+    solver_failed = (
+        "The convex solver of the limit did not return an optimal solution to the requested "
+        "accuracy."
+    )

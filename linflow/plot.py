@@ -114,9 +114,7 @@ def phase_diagram(
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(grid), norm=norm, cmap=cmap)
     if contour is not None and xs.size > 1 and ys.size > 1:
         levels = np.atleast_1d(contour).astype(float)
-        crossed = [
-            lv for lv in levels if finite.size and finite.min() < lv < finite.max()
-        ]
+        crossed = [lv for lv in levels if finite.size and finite.min() < lv < finite.max()]
         if crossed:
             ax.contour(xs, ys, grid, levels=crossed, colors="w", linewidths=1.5)
         missed = [lv for lv in levels if lv not in crossed]

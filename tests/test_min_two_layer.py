@@ -3,7 +3,6 @@ Thm 1 and the slides' margin bound, Thm 2's width law)."""
 
 import diffrax
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -63,14 +62,14 @@ def gaussian_run():
 def test_min_imbalance_and_null_space_weights_are_conserved(gaussian_run):
     X, Y, model0, sol, _ = gaussian_run
     svd = limits.data_svd(X)
-    lam0 = limits.min_imbalance(model0, X, svd)
-    U2_0 = limits.split_weights(model0, X, svd)[1]
+    lam0 = limits.min_imbalance(model0.U, model0.V, X, svd)
+    U2_0 = limits.split_weights(model0.U, X, svd)[1]
     for i in range(len(sol.ts)):
         model = linflow.TwoLayer(sol.models.U[i], sol.models.V[i])
-        lam = limits.min_imbalance(model, X, svd)
+        lam = limits.min_imbalance(model.U, model.V, X, svd)
         # conservation holds to the integrator's tolerance (rtol 1e-10): 1e-9 relative
         assert float(jnp.abs(lam - lam0).max() / jnp.abs(lam0).max()) <= 1e-9
-        U2 = limits.split_weights(model, X, svd)[1]
+        U2 = limits.split_weights(model.U, X, svd)[1]
         assert float(jnp.abs(U2 - U2_0).max() / jnp.abs(U2_0).max()) <= 1e-9
 
 
@@ -82,7 +81,7 @@ def test_loss_splits_into_error_and_optimal_loss(gaussian_run):
     Lstar = limits.optimal_loss(X, Y, svd)
     for i in range(len(sol.ts)):
         model = linflow.TwoLayer(sol.models.U[i], sol.models.V[i])
-        E = limits.min_error(model, X, Y, svd)
+        E = limits.min_error(model.U, model.V, X, Y, svd)
         np.testing.assert_allclose(
             sol.losses[i], 0.5 * jnp.sum(E**2) + Lstar, rtol=1e-12, atol=1e-12 * sol.losses[0]
         )
@@ -105,7 +104,7 @@ def test_general_init_limit_is_min_norm_plus_null_space_term(gaussian_run):
     X, Y, model0, _, final = gaussian_run
     assert bool(final.converged)
     theta_inf = final.final.predictor()
-    pred = limits.min_limit(X, Y, model0, final.final.V)
+    pred = limits.min_limit(X, Y, model0.U, final.final.V)
     assert _rel(theta_inf, pred) <= 1e-9
     assert _rel(theta_inf, limits.min_norm_solution(X, Y)) > 1e-2
 
@@ -114,12 +113,12 @@ def test_general_init_limit_is_min_norm_plus_null_space_term(gaussian_run):
 def test_invariant_set_init_converges_to_min_norm(getkey):
     X, Y = _data(getkey())
     model0 = linflow.invariant_set_init(getkey(), X, M, H, scale=0.5)
-    assert float(limits.invariant_set_distance(model0, X)) <= 1e-13
-    assert float(limits.imbalance_level(model0, X)) > 0
+    assert float(limits.invariant_set_distance(model0.U, model0.V, X)) <= 1e-13
+    assert float(limits.imbalance_level(model0.U, model0.V, X)) > 0
     sol = _converge(model0, X, Y)
     assert bool(sol.converged)
     assert _rel(sol.final.predictor(), limits.min_norm_solution(X, Y)) <= 1e-9
-    assert float(limits.invariant_set_distance(sol.final, X)) <= 1e-9
+    assert float(limits.invariant_set_distance(sol.final.U, sol.final.V, X)) <= 1e-9
 
 
 def _inits(key, X, Y):
@@ -139,8 +138,8 @@ def test_rate_bounds_hold_along_the_flow(getkey, name):
     X, Y = _data(getkey())
     model0 = _inits(getkey(), X, Y)[name]
     svd = limits.data_svd(X)
-    c = float(limits.imbalance_level(model0, X, svd))
-    ctilde = float(limits.margin_rate(model0, X, Y, svd))
+    c = float(limits.imbalance_level(model0.U, model0.V, X, svd))
+    ctilde = float(limits.margin_rate(model0.U, model0.V, X, Y, svd))
     # slides, Cor. 1: the refined rate is at least twice Min's c
     assert ctilde >= 2 * c * (1 - 1e-12)
     if name == "imbalanced":
@@ -151,8 +150,8 @@ def test_rate_bounds_hold_along_the_flow(getkey, name):
         assert ctilde > 0.1  # zero imbalance, but a positive margin
     sol = _run(model0, X, Y)
     excess = sol.losses - limits.optimal_loss(X, Y, svd)
-    thm1 = limits.min_rate_bound(model0, X, Y, sol.ts, svd)
-    refined = limits.margin_rate_bound(model0, X, Y, sol.ts, svd)
+    thm1 = limits.min_rate_bound(model0.U, model0.V, X, Y, sol.ts, svd)
+    refined = limits.margin_rate_bound(model0.U, model0.V, X, Y, sol.ts, svd)
     # slack: the loss is computed to ~1e-10 relative by the integrator, plus rounding of L*
     slack = 1e-9 * excess[0] + 1e-14
     assert bool(jnp.all(excess <= thm1 + slack))
@@ -167,10 +166,10 @@ def test_thm1_rate_is_attained_by_a_scalar_network():
     X = jnp.ones((1, 1))
     Y = jnp.full((1, 1), 0.3)
     model0 = linflow.TwoLayer(jnp.full((1, 1), 1.0), jnp.full((1, 1), 0.0))
-    assert float(limits.imbalance_level(model0, X)) == pytest.approx(1.0)
+    assert float(limits.imbalance_level(model0.U, model0.V, X)) == pytest.approx(1.0)
     ts = jnp.linspace(0.0, 8.0, 21)
     sol = _run(model0, X, Y, ts=ts, t1=8.0)
-    bound = limits.min_rate_bound(model0, X, Y, ts)
+    bound = limits.min_rate_bound(model0.U, model0.V, X, Y, ts)
     assert bool(jnp.all(sol.losses <= bound * (1 + 1e-9)))
     # asymptotic rate: loss ~ exp(-2 sqrt(d^2 + 4 y^2) t)
     slope = np.polyfit(np.asarray(ts[10:]), np.log(np.asarray(sol.losses[10:])), 1)[0]
@@ -197,8 +196,7 @@ def test_width_law_slope():
         keys = jr.split(jr.PRNGKey(100 + h), seeds)
         models = eqx.filter_vmap(lambda k: linflow.width_scaled_init(k, d, 1, h, a=0.5))(keys)
         cmin = min(
-            float(limits.imbalance_level(jax.tree.map(lambda x: x[i], models), X, svd))
-            for i in range(seeds)
+            float(limits.imbalance_level(models.U[i], models.V[i], X, svd)) for i in range(seeds)
         )
         assert cmin > 0
         # run to the time at which Thm 1 guarantees L - L* <= 1e-20 (L(0) - L*): the limit
@@ -241,13 +239,15 @@ def test_bad_input_is_rejected(getkey):
             linflow.gaussian_init(getkey(), D + 1, M, 4, 0.1, 0.1), linflow.Regression(X, Y)
         )
     with pytest.raises(bad, match="Y"):
-        limits.min_error(good, X, Y[:-1])
+        limits.min_error(good.U, good.V, X, Y[:-1])
     with pytest.raises(bad, match="V"):
-        limits.min_error(linflow.gaussian_init(getkey(), D, M + 1, 4, 0.1, 0.1), X, Y)
+        wide = linflow.gaussian_init(getkey(), D, M + 1, 4, 0.1, 0.1)
+        limits.min_error(wide.U, wide.V, X, Y)
     with pytest.raises(bad, match="U"):
-        limits.min_imbalance(linflow.gaussian_init(getkey(), D - 1, M, 4, 0.1, 0.1), X)
+        short = linflow.gaussian_init(getkey(), D - 1, M, 4, 0.1, 0.1)
+        limits.min_imbalance(short.U, short.V, X)
     with pytest.raises(bad, match="V_inf"):
-        limits.min_limit(X, Y, good, jnp.ones((M, 5)))
+        limits.min_limit(X, Y, good.U, jnp.ones((M, 5)))
     for a in (0.25, 0.1, 0.6):
         with pytest.raises(ValueError, match="1/4 < a <= 1/2"):
             linflow.width_scaled_init(getkey(), D, M, 10, a=a)

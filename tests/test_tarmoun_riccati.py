@@ -112,7 +112,7 @@ def test_asymmetric_spectral_flow_matches_eq17(getkey):
     lambda0 = jnp.array([0.8, -0.6, 0.0])  # per-component imbalance, one balanced
     model0 = linflow.spectral_init(Y, k, x0, lambda0, key=getkey())
     sol = _flow(model0, Y)
-    closed = limits.spectral_factorization_solution(Y, model0, TS)
+    closed = limits.spectral_factorization_solution(Y, model0.U, model0.V, TS)
     assert _max_rel(sol.predictors, closed) <= 1e-8
     # the conserved imbalance U^T U - V^T V drifts by <= 1e-9 relative
     Q = sol.conserved["imbalance"]
@@ -230,3 +230,46 @@ def test_bad_input_is_rejected(getkey):
         linflow.flow(linflow.TwoLayer(jnp.ones((4, 2)), jnp.ones((3, 2))), linflow.Factorization(Y))
     with pytest.raises(ValueError, match="`Y`"):
         linflow.Factorization(jnp.ones(3))
+
+
+def test_spectral_closed_form_starts_along_the_flow_and_refuses_other_starts(getkey):
+    # Truth independent of the closed form: at t = 0 it must equal U0 V0^T and move along the
+    # flow's vector field (Y - UV^T) V V^T + U U^T (Y - UV^T). A one-sided second-order
+    # difference with h = 1e-4 has truncation ~h^2 |X'''| ~ 1e-8 and rounding ~eps/h ~ 1e-12.
+    m, n, k = 3, 4, 5
+    Y = jr.normal(getkey(), (m, n))
+    spec = linflow.spectral_init(Y, k, jnp.array([0.1, -0.05, 0.4]), 0.7, key=getkey())
+    U0, V0 = spec.U, spec.V
+    h = 1e-4
+    X = limits.spectral_factorization_solution(Y, U0, V0, jnp.array([0.0, h, 2 * h]))
+    np.testing.assert_allclose(X[0], U0 @ V0.T, atol=1e-14)
+    R = Y - U0 @ V0.T
+    field = R @ V0 @ V0.T + U0 @ U0.T @ R
+    slope = (-3 * X[0] + 4 * X[1] - X[2]) / (2 * h)
+    np.testing.assert_allclose(slope, field, atol=1e-6 * float(jnp.abs(field).max()))
+    assert float(limits.spectral_defect(Y, U0, V0)) < 1e-14
+    # Not spectral: a Gaussian start (where the closed form was 0.9 off at t = 0.01), and the
+    # spectral start with one entry moved by 1e-4. Refused before tracing, and under jit.
+    G = (0.3 * jr.normal(getkey(), (m, k)), 0.3 * jr.normal(getkey(), (n, k)))
+    near = (U0.at[0, 0].add(1e-4), V0)
+    for U, V in (G, near):
+        with pytest.raises(ValueError, match="not a spectral initialisation"):
+            limits.spectral_factorization_solution(Y, U, V, jnp.array([0.01]))
+    jitted = jax.jit(lambda U, V: limits.spectral_factorization_solution(Y, U, V, 0.01))
+    np.testing.assert_allclose(
+        jitted(U0, V0), limits.spectral_factorization_solution(Y, U0, V0, 0.01), rtol=1e-13
+    )
+    with pytest.raises(Exception, match="not a spectral initialisation"):
+        jax.block_until_ready(jitted(*G))
+
+
+def test_closed_forms_reject_bad_values():
+    Y = jnp.eye(2)
+    with pytest.raises(ValueError, match="sigma0"):
+        limits.symmetric_spectral_solution(jnp.ones(2), jnp.array([1.0, -0.5]), 1.0)
+    with pytest.raises(ValueError, match="U0"):
+        limits.symmetric_riccati_solution(Y, jnp.array([[jnp.nan], [1.0]]), 1.0)
+    with pytest.raises(ValueError, match="`t`"):
+        limits.spectral_singular_values(jnp.ones(1), jnp.ones(1), jnp.ones(1), jnp.nan)
+    with pytest.raises(ValueError, match="V0"):
+        limits.spectral_factorization_solution(Y, jnp.eye(2), jnp.full((2, 2), jnp.inf), 1.0)

@@ -222,7 +222,9 @@ def test_two_layer_single_point_flow_matches_theorem6(kind, getkey):
         model = _thm6_model(kind, key, alpha)
         sol = run(model, linflow.Regression(X_TOY, Y_TOY))
         assert sol.result == linflow.RESULTS.converged
-        limit = two_layer_single_point_limit(model, X_TOY[0], 1.0)
+        limit = model.with_vectors(
+            two_layer_single_point_limit(model.data_tensor(X_TOY[0]), *model.vectors(), 1.0)
+        )
         # Flow error is a few 1e-10 (see above); Thm 6 is solved to rounding: 1e-8 holds.
         np.testing.assert_allclose(sol.final.predictor(), limit.predictor(), atol=1e-8)
         for v_flow, v_lim in zip(sol.final.layers, limit.layers):

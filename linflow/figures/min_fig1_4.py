@@ -54,10 +54,7 @@ def run(
     for h in widths:
         keys = jr.split(jr.PRNGKey(1000 + h), seeds)
         models = eqx.filter_vmap(lambda k: linflow.width_scaled_init(k, D, m, h, a=0.5))(keys)
-        cs = [
-            float(limits.imbalance_level(jax.tree.map(lambda x: x[i], models), X, svd))
-            for i in range(seeds)
-        ]
+        cs = [float(limits.imbalance_level(models.U[i], models.V[i], X, svd)) for i in range(seeds)]
         # Integrate to the time at which Thm 1 guarantees L - L* <= 1e-20 (L(0) - L*): a
         # steady-state stop at 1e-10 stalls for explicit solvers at the larger widths
         # (measured: h = 400 ran to max_steps), and the limit is reached long before.

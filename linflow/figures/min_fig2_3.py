@@ -53,8 +53,8 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
     results = {"D": D, "n": n, "m": m, "h": h, "lr": lr, "steps": steps, "cases": {}}
     fig, ax = plt.subplots(figsize=(6, 4))
     for (name, model0), col in zip(cases.items(), ["C0", "C1", "C2", "C3"]):
-        c = float(limits.imbalance_level(model0, X, svd))
-        ct = float(limits.margin_rate(model0, X, Y, svd))
+        c = float(limits.imbalance_level(model0.U, model0.V, X, svd))
+        ct = float(limits.margin_rate(model0.U, model0.V, X, Y, svd))
         # Over the GD window only (t1 finite, no steady-state stop): with s_U = 0.5 the flow
         # is stiff enough that Dopri8 stalls above the default stop (1e-10) and runs to
         # max_steps (measured in --quick); the window ends below 1e-12 anyway.
@@ -75,8 +75,8 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
         gd_sol, t_gd = gd_record(model0, problem, t_of_k, steps, rec)
         flow_ex = np.asarray(sol.losses) - Lstar
         gd_ex = np.asarray(gd_sol.losses) - Lstar
-        bound = np.asarray(limits.min_rate_bound(model0, X, Y, ts, svd))
-        refined = np.asarray(limits.margin_rate_bound(model0, X, Y, ts, svd))
+        bound = np.asarray(limits.min_rate_bound(model0.U, model0.V, X, Y, ts, svd))
+        refined = np.asarray(limits.margin_rate_bound(model0.U, model0.V, X, Y, ts, svd))
         ok = bool(np.all(flow_ex <= bound * (1 + 1e-8) + 1e-14))
         gap = np.abs(gd_ex - flow_ex) / np.maximum(flow_ex[0], 1e-300)
         print(

@@ -163,7 +163,7 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
     ts3 = jnp.concatenate([jnp.zeros(1), jnp.logspace(-2, 1, 40)])
     spec = linflow.spectral_init(Y, 50, 1e-2, jnp.linspace(-1.0, 1.0, m), key=jr.PRNGKey(7))
     sol, _ = timed_flow(spec, problem, ts3)
-    closed = limits.spectral_factorization_solution(Y, spec, ts3)
+    closed = limits.spectral_factorization_solution(Y, spec.U, spec.V, ts3)
     e_spec = float(jnp.max(jnp.abs(sol.predictors - closed)) / jnp.max(jnp.abs(closed)))
     Ysym = 0.5 * (Y[:, :m] + Y[:, :m].T)
     U0s = 0.1 * jr.normal(jr.PRNGKey(8), (m, 50))

@@ -53,6 +53,12 @@ def directions(kind, z):
 
 
 @eqx.filter_jit
+def _single_point_limit(model, x, y):
+    """Thm 6's limit predictor of a depth-2 `TensorNet` trained on the point (x, y)."""
+    vectors = two_layer_single_point_limit(model.data_tensor(x), *model.vectors(), y)
+    return model.with_vectors(vectors).predictor()
+
+
 def _flow(model, problem, saveat, t1):
     return linflow.flow(
         model, problem, saveat=saveat, solver=SOLVER, t1=t1, max_steps=200_000, throw=False
@@ -96,7 +102,7 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
             for j, z in enumerate(zs):
                 model = linflow.TensorNet.from_directions(kind, directions(kind, z), alpha)
                 sol = _flow(model, reg, reg_save, jnp.inf)
-                limit = two_layer_single_point_limit(model, X_REG[0], 1.0).predictor()
+                limit = _single_point_limit(model, X_REG[0], 1.0)
                 beta = np.asarray(sol.final.predictor())
                 err = float(np.max(np.abs(beta - np.asarray(limit))))
                 record["regression"].append(
@@ -192,7 +198,7 @@ def run(*, quick: bool = False, out: str | Path = ".", quiet: bool = False) -> d
                 flow_steps=int(sol.stats["num_steps"]),
             )
             if name == "regression":
-                limit = two_layer_single_point_limit(model, X_REG[0], 1.0).predictor()
+                limit = _single_point_limit(model, X_REG[0], 1.0)
                 sol_inf, t_inf = timed(_flow, model, problem, reg_save, jnp.inf)
                 entry["gd_minus_limit"] = float(jnp.max(jnp.abs(beta_gd - limit)))
                 entry["flow_to_steady_state_s"] = t_inf

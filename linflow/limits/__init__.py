@@ -1,5 +1,6 @@
 """Analytic limits and closed forms: pure functions, each citing the result it implements."""
 
+from ._convex_solution import ConvexSolution as ConvexSolution
 from .bounds import (
     imbalance_level as imbalance_level,
     margin_rate as margin_rate,
@@ -13,7 +14,15 @@ from .hypentropy import (
     hypentropy_kkt_residual as hypentropy_kkt_residual,
     hypentropy_minimiser as hypentropy_minimiser,
 )
+from .margin import (
+    max_margin_solution as max_margin_solution,
+    tensor_margin_direction as tensor_margin_direction,
+)
 from .norms import max_margin as max_margin, min_l1 as min_l1, min_l2 as min_l2
+from .nuclear import (
+    min_nuclear_norm as min_nuclear_norm,
+    min_nuclear_norm_solution as min_nuclear_norm_solution,
+)
 from .regimes import (
     alpha_l1_threshold as alpha_l1_threshold,
     alpha_l2_threshold as alpha_l2_threshold,
@@ -23,6 +32,7 @@ from .regimes import (
 from .riccati import (
     isotropic_imbalance_solution as isotropic_imbalance_solution,
     regularised_factorization_loss as regularised_factorization_loss,
+    spectral_defect as spectral_defect,
     spectral_factorization_solution as spectral_factorization_solution,
     spectral_rate as spectral_rate,
     spectral_singular_values as spectral_singular_values,
@@ -35,6 +45,7 @@ from .schatten import (
     schatten_q as schatten_q,
     schatten_q_minimiser as schatten_q_minimiser,
 )
+from .single_point import two_layer_single_point_limit as two_layer_single_point_limit
 from .tensor import (
     convolution_regression_limit as convolution_regression_limit,
     convolution_transform as convolution_transform,
@@ -44,11 +55,9 @@ from .tensor import (
     tensor_h as tensor_h,
     tensor_h_inverse as tensor_h_inverse,
     tensor_h_radius as tensor_h_radius,
-    tensor_margin_direction as tensor_margin_direction,
     tensor_pq as tensor_pq,
     tensor_Q as tensor_Q,
     tensor_regression_limit as tensor_regression_limit,
-    two_layer_single_point_limit as two_layer_single_point_limit,
 )
 from .two_layer import (
     DataSVD as DataSVD,

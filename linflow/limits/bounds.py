@@ -13,8 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_float_array
-from ..models.factorization import TwoLayer
-from .two_layer import DataSVD, _check_model, _svd, min_error, min_imbalance
+from .two_layer import DataSVD, _check_factors, _svd, min_error, min_imbalance
 
 
 def _kth_largest(evals_desc, k):
@@ -30,32 +29,41 @@ def _kth_singular(A, k):
 
 
 def imbalance_level(
-    model: TwoLayer, X: Float[Array, "n D"], svd: DataSVD | None = None
+    U: Float[ArrayLike, "D h"],
+    V: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    svd: DataSVD | None = None,
 ) -> Float[Array, ""]:
     r"""The level of imbalance $c = [\lambda_r(\Lambda)]_+ + [\lambda_m(-\Lambda)]_+$ of Min et al.
     2021, Thm 1, with $\Lambda = U_1^\top U_1 - V^\top V$ and $r = \mathrm{rank}(X)$.
 
+    **Arguments:**
+
+    - `U`, `V`: the layers of $\Theta = UV^\top$, shapes `(D, h)` and `(m, h)`.
+    - `X`: data, shape `(n, D)`; `svd`: `data_svd(X)`, computed when not given.
+
     **Returns:** a scalar $\ge 0$.
     """
-    X, _ = _check_model(model, X)
+    X, U, V, _ = _check_factors(X, U, V)
     svd = _svd(X, svd)
-    Lam = min_imbalance(model, X, svd)
+    Lam = min_imbalance(U, V, X, svd)
     ev = jnp.linalg.eigvalsh(Lam)[::-1]
-    m = model.V.shape[0]
+    m = V.shape[0]
     lam_r = _kth_largest(ev, svd.rank)
     lam_m_neg = _kth_largest(-ev[::-1], m)
     return jnp.maximum(lam_r, 0.0) + jnp.maximum(lam_m_neg, 0.0)
 
 
-def _excess0(model, X, Y, svd):
-    E = min_error(model, X, Y, svd)
+def _excess0(U, V, X, Y, svd):
+    E = min_error(U, V, X, Y, svd)
     return 0.5 * jnp.sum(E**2)
 
 
 def min_rate_bound(
-    model0: TwoLayer,
-    X: Float[Array, "n D"],
-    Y: Float[Array, "n m"],
+    U0: Float[ArrayLike, "D h"],
+    V0: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    Y: Float[ArrayLike, "n m"],
     t: Float[ArrayLike, "*T"],
     svd: DataSVD | None = None,
 ) -> Float[Array, "*T"]:
@@ -70,17 +78,18 @@ def min_rate_bound(
 
     **Arguments:**
 
-    - `model0`: the initialisation.
+    - `U0`, `V0`: the initialisation, shapes `(D, h)` and `(m, h)`.
     - `X`, `Y`: data, shapes `(n, D)`, `(n, m)`.
     - `t`: times, any shape.
+    - `svd`: `data_svd(X)`, computed when not given.
 
     **Returns:** the bound on $L(t) - L^\star$, same shape as `t`.
     """
-    X, Y = _check_model(model0, X, Y)
+    X, U0, V0, Y = _check_factors(X, U0, V0, Y, names=("U0", "V0"))
     svd = _svd(X, svd)
     t = jnp.asarray(t, X.dtype)
-    c = imbalance_level(model0, X, svd)
-    return jnp.exp(-2.0 * svd.sigma[-1] * c * t) * _excess0(model0, X, Y, svd)
+    c = imbalance_level(U0, V0, X, svd)
+    return jnp.exp(-2.0 * svd.sigma[-1] * c * t) * _excess0(U0, V0, X, Y, svd)
 
 
 def _half_rate(a, b, mu):
@@ -92,9 +101,10 @@ def _half_rate(a, b, mu):
 
 
 def margin_rate(
-    model0: TwoLayer,
-    X: Float[Array, "n D"],
-    Y: Float[Array, "n m"],
+    U0: Float[ArrayLike, "D h"],
+    V0: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    Y: Float[ArrayLike, "n m"],
     svd: DataSVD | None = None,
 ) -> Float[Array, ""]:
     r"""The rate of the margin-refined bound (Min et al. 2021, slides, Thm 1 and Cor. 1-2).
@@ -119,29 +129,35 @@ def margin_rate(
     \|E(0)\|_F/\lambda_r(\Sigma_x)^{1/2}$ because $\|E(t)\|_F$ decreases. $\tilde c \ge 2c$ with
     $c$ of Thm 1 (slides, Cor. 1).
 
+    **Arguments:**
+
+    - `U0`, `V0`: the initialisation, shapes `(D, h)` and `(m, h)`.
+    - `X`, `Y`: data, shapes `(n, D)`, `(n, m)`; `svd`: `data_svd(X)`, computed when not given.
+
     **Returns:** $\tilde c$, a scalar.
     """
-    X, Y = _check_model(model0, X, Y)
+    X, U0, V0, Y = _check_factors(X, U0, V0, Y, names=("U0", "V0"))
     svd = _svd(X, svd)
-    m = model0.V.shape[0]
+    m = V0.shape[0]
     r = svd.rank
-    ev = jnp.linalg.eigvalsh(min_imbalance(model0, X, svd))[::-1]
+    ev = jnp.linalg.eigvalsh(min_imbalance(U0, V0, X, svd))[::-1]
     neg = -ev[::-1]
     lbar_p = jnp.maximum(_kth_largest(ev, 1), 0.0)
     lbar_m = jnp.maximum(_kth_largest(neg, 1), 0.0)
     llow_p = jnp.maximum(_kth_largest(ev, r), 0.0)
     llow_m = jnp.maximum(_kth_largest(neg, m), 0.0)
     Zstar = (svd.W.T @ Y) / jnp.sqrt(svd.sigma)[:, None]
-    e0 = jnp.sqrt(jnp.sum(min_error(model0, X, Y, svd) ** 2)) / jnp.sqrt(svd.sigma[-1])
+    e0 = jnp.sqrt(jnp.sum(min_error(U0, V0, X, Y, svd) ** 2)) / jnp.sqrt(svd.sigma[-1])
     mu_m = jnp.maximum(_kth_singular(Zstar, m) - e0, 0.0)
     mu_r = jnp.maximum(_kth_singular(Zstar, r) - e0, 0.0)
     return _half_rate(lbar_p, llow_m, mu_m) + _half_rate(lbar_m, llow_p, mu_r)
 
 
 def margin_rate_bound(
-    model0: TwoLayer,
-    X: Float[Array, "n D"],
-    Y: Float[Array, "n m"],
+    U0: Float[ArrayLike, "D h"],
+    V0: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    Y: Float[ArrayLike, "n m"],
     t: Float[ArrayLike, "*T"],
     svd: DataSVD | None = None,
 ) -> Float[Array, "*T"]:
@@ -150,13 +166,19 @@ def margin_rate_bound(
     imbalance or the margin
     $\sigma_{\min}(Y) - \|Y - U_1V^\top\|$ is).
 
+    **Arguments:**
+
+    - `U0`, `V0`: the initialisation, shapes `(D, h)` and `(m, h)`.
+    - `X`, `Y`: data, shapes `(n, D)`, `(n, m)`; `t`: times, any shape; `svd`: `data_svd(X)`,
+      computed when not given.
+
     **Returns:** the bound on $L(t) - L^\star$, same shape as `t`.
     """
-    X, Y = _check_model(model0, X, Y)
+    X, U0, V0, Y = _check_factors(X, U0, V0, Y, names=("U0", "V0"))
     svd = _svd(X, svd)
     t = jnp.asarray(t, X.dtype)
-    rate = margin_rate(model0, X, Y, svd)
-    return jnp.exp(-svd.sigma[-1] * rate * t) * _excess0(model0, X, Y, svd)
+    rate = margin_rate(U0, V0, X, Y, svd)
+    return jnp.exp(-svd.sigma[-1] * rate * t) * _excess0(U0, V0, X, Y, svd)
 
 
 def _check_exponent(a):
@@ -180,8 +202,8 @@ def width_law_exponent(a: float) -> float:
 
 
 def min_width_bound(
-    X: Float[Array, "n D"],
-    Y: Float[Array, "n m"],
+    X: Float[ArrayLike, "n D"],
+    Y: Float[ArrayLike, "n m"],
     h: int,
     a: float = 0.5,
     delta: float = 0.1,

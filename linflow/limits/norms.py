@@ -1,9 +1,9 @@
 r"""Norm-minimising interpolants and max-margin directions: the $\alpha\to\infty$ and
 $\alpha\to0$ limits of diagonal networks (Woodworth et al. 2020, Thm 1-3; Yun et al. 2021).
 
-`min_l2` is a pure JAX function; `min_l1` and `max_margin` solve linear / quadratic programs
-eagerly with SciPy (HiGHS) and then *polish* on the active set so that the constraints hold to
-rounding error, not to the LP tolerance.
+`min_l2` is a pure JAX function; `min_l1` solves a linear program eagerly with SciPy (HiGHS)
+and then *polishes* on the active set so that the constraints hold to rounding error, not to
+the LP tolerance; `max_margin` is `linflow.limits.max_margin_solution`'s direction.
 """
 
 import jax
@@ -13,6 +13,7 @@ import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import as_float_array, check_finite
+from .margin import max_margin_solution
 
 
 def _check_xy(X, y, y_name="y", y_ndim=(1, 2)):
@@ -139,27 +140,18 @@ def min_l1(
     return jnp.asarray(beta)
 
 
-def _check_labels(X, labels):
-    X, labels = _check_xy(X, labels, "labels", y_ndim=1)
-    lab = np.asarray(labels)
-    if not np.all(np.isin(lab, (-1.0, 1.0))):
-        raise ValueError("`labels` must contain only -1 and +1.")
-    return np.asarray(X, dtype=np.float64), lab.astype(np.float64)
-
-
 def max_margin(
-    X: Float[ArrayLike, "n d"], labels: Float[ArrayLike, "..."], norm: str = "l2"
+    X: Float[ArrayLike, "n d"], labels: Float[ArrayLike, " n"], norm: str = "l2"
 ) -> Float[Array, " d"]:
     r"""The hard-margin direction $\hat w = w^\star/\|w^\star\|$, $w^\star = \arg\min \|w\|$
     s.t. $y_i\langle x_i, w\rangle \ge 1$ for all $i$.
 
     `norm="l2"`: the SVM direction (the limit of gradient flow on exponential/logistic loss for a
-    linear model, and for diagonal networks at large $\alpha$); solved as a QP (cvxpy when
-    installed, else SciPy SLSQP). `norm="l1"`: the $\ell_1$ max-margin direction (the small-$\alpha$
-    limit for depth-2 diagonal networks, Woodworth et al. 2020 / Yun et al. 2021), solved
-    exactly as an LP with HiGHS. Both are polished on the active constraints
-    (support vectors), so the margins of the support vectors are equal to rounding error.
-    Runs eagerly (NumPy).
+    linear model, and for diagonal networks at large $\alpha$). `norm="l1"`: the $\ell_1$
+    max-margin direction (the small-$\alpha$ limit for depth-2 diagonal networks, Woodworth et
+    al. 2020 / Yun et al. 2021). Both are `max_margin_solution(X, labels, norm).value`: a
+    least-distance QP (NNLS) or a HiGHS LP, polished on the support vectors so that their
+    margins are equal to rounding error. Runs eagerly (NumPy).
 
     **Arguments:**
 
@@ -175,72 +167,4 @@ def max_margin(
 
     `ValueError` if the data are not linearly separable (through the origin).
     """
-    if norm not in ("l2", "l1"):
-        raise ValueError(f'`norm` must be "l2" or "l1", got {norm!r}.')
-    Xn, lab = _check_labels(X, labels)
-    Z = lab[:, None] * Xn  # margin constraints Z w >= 1
-    n, d = Z.shape
-    if norm == "l1":
-        res = scipy.optimize.linprog(
-            np.ones(2 * d),
-            A_ub=-np.hstack([Z, -Z]),
-            b_ub=-np.ones(n),
-            bounds=(0, None),
-            method="highs",
-        )
-        if res.status == 2:
-            raise ValueError("The data are not linearly separable (the margin LP is infeasible).")
-        if res.status != 0:
-            raise ValueError(f"max_margin: the LP solver failed: {res.message}")
-        w = res.x[:d] - res.x[d:]
-        scale = np.max(np.abs(w))
-        support = np.abs(w) > 1e-9 * scale
-        active = Z @ w < 1 + 1e-7
-        # Polish: the active margins equal 1 with the support fixed (a square/least-squares solve).
-        ws, *_ = np.linalg.lstsq(Z[np.ix_(active, support)], np.ones(active.sum()), rcond=None)
-        wp = np.zeros(d)
-        wp[support] = ws
-        if np.all(Z @ wp >= 1 - 1e-9) and np.sum(np.abs(wp)) <= np.sum(np.abs(w)) * (1 + 1e-9):
-            w = wp
-        return jnp.asarray(w / np.sum(np.abs(w)))
-    w = _svm_primal(Z)
-    if w is None:
-        raise ValueError("The data are not linearly separable (the margin QP is infeasible).")
-    active = Z @ w < 1 + 1e-6
-    Za = Z[active]
-    # Polish: w = Za^T lam with Za w = 1 (the KKT system of the QP on the active set).
-    lam, *_ = np.linalg.lstsq(Za @ Za.T, np.ones(active.sum()), rcond=None)
-    wp = Za.T @ lam
-    if np.all(lam >= -1e-10) and np.all(Z @ wp >= 1 - 1e-9):
-        w = wp
-    return jnp.asarray(w / np.linalg.norm(w))
-
-
-def _svm_primal(Z):
-    n, d = Z.shape
-    try:
-        import cvxpy as cp
-    except ImportError:  # pragma: no cover - depends on the environment
-        cp = None
-    if cp is not None:
-        w = cp.Variable(d)
-        prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(w)), [Z @ w >= 1])
-        prob.solve()
-        if prob.status in ("infeasible", "infeasible_inaccurate") or w.value is None:
-            return None
-        return np.asarray(w.value)
-    # Feasibility first (an LP), then SLSQP from the feasible point.
-    res = scipy.optimize.linprog(
-        np.zeros(d), A_ub=-Z, b_ub=-np.ones(n), bounds=(None, None), method="highs"
-    )
-    if res.status == 2:
-        return None
-    sol = scipy.optimize.minimize(
-        lambda w: 0.5 * w @ w,
-        res.x,
-        jac=lambda w: w,
-        constraints=[{"type": "ineq", "fun": lambda w: Z @ w - 1, "jac": lambda w: Z}],
-        method="SLSQP",
-        options={"ftol": 1e-14, "maxiter": 1000},
-    )
-    return sol.x
+    return max_margin_solution(X, labels, norm).value

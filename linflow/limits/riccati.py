@@ -11,25 +11,35 @@ Every function takes a time grid `t` of any shape and returns the solution at ea
 exponentials are never formed where they could overflow, and $Y$ is never inverted.
 """
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, is_concrete
-from ..models.factorization import TwoLayer
+from .._checks import as_float_array, check_finite, is_concrete
 
 
 # Row scales above e^{_LOG_CAP} change the closed form by a relative e^{-2 _LOG_CAP}
 # (the dependence on a large row scale h_i is through 1/h_i^2): capping avoids overflow.
 _LOG_CAP = 150.0
+# A start whose distance from Def. 3's spectral form exceeds this (relative to its size) is
+# refused: the closed form's error grows with that distance (0.9 at t = 0.01 for a Gaussian
+# start), while a `spectral_init` start is spectral to rounding (~1e-15).
+_SPECTRAL_TOL = 1e-8
+
+
+def _array(x, name, ndim):
+    return check_finite(as_float_array(x, name, ndim=ndim), name)
 
 
 def _times(t, dtype):
     t = jnp.asarray(t, dtype)
-    if is_concrete(t) and np.any(np.asarray(t) < 0):
-        raise ValueError("`t` must be >= 0.")
-    return t
+    if is_concrete(t):
+        if np.any(np.isnan(np.asarray(t))) or np.any(np.asarray(t) < 0):
+            raise ValueError("`t` must be >= 0 (and not NaN).")
+        return t
+    return eqx.error_if(t, jnp.any(jnp.isnan(t) | (t < 0)), "`t` must be >= 0 (and not NaN).")
 
 
 def _log_riccati_weights(sigma, t):
@@ -63,7 +73,7 @@ def _riccati_one_time(sigma, Ut, X0, t):
 
 
 def symmetric_riccati_solution(
-    Y: Float[Array, "n n"], U0: Float[Array, "n k"], t: Float[ArrayLike, "*T"]
+    Y: Float[ArrayLike, "n n"], U0: Float[ArrayLike, "n k"], t: Float[ArrayLike, "*T"]
 ) -> Float[Array, "*T n n"]:
     r"""$X(t) = U(t)U(t)^\top$ along the flow of $\tfrac12\|Y - UU^\top\|_F^2$
     (Tarmoun et al. 2021, Prop. 1, eq. (8)):
@@ -89,8 +99,8 @@ def symmetric_riccati_solution(
 
     **Returns:** $X(t)$, shape `t.shape + (n, n)`.
     """
-    Y = as_float_array(Y, "Y", ndim=2)
-    U0 = as_float_array(U0, "U0", ndim=2)
+    Y = _array(Y, "Y", 2)
+    U0 = _array(U0, "U0", 2)
     if Y.shape[0] != Y.shape[1]:
         raise ValueError(
             f"`Y` must be square for the symmetric factorisation UU^T, got shape {tuple(Y.shape)}."
@@ -108,7 +118,7 @@ def symmetric_riccati_solution(
 
 
 def symmetric_spectral_solution(
-    sigma: Float[Array, " n"], sigma0: Float[Array, " n"], t: Float[ArrayLike, "*T"]
+    sigma: Float[ArrayLike, " n"], sigma0: Float[ArrayLike, " n"], t: Float[ArrayLike, "*T"]
 ) -> Float[Array, "*T n"]:
     r"""The eigenvalues of $X(t)$ under a spectral initialisation (Tarmoun et al. 2021,
     Cor. 1, eq. (9)):
@@ -128,10 +138,17 @@ def symmetric_spectral_solution(
 
     **Returns:** shape `t.shape + (n,)`.
     """
-    sigma = as_float_array(sigma, "sigma", ndim=1)
-    sigma0 = as_float_array(sigma0, "sigma0", ndim=1)
+    sigma = _array(sigma, "sigma", 1)
+    sigma0 = _array(sigma0, "sigma0", 1)
     if sigma0.shape != sigma.shape:
         raise ValueError(f"`sigma0` must have shape {sigma.shape}, got {sigma0.shape}.")
+    # The eigenvalues of X0 = U0 U0^T: eq. (9) is not the flow's solution for a negative one.
+    msg = "`sigma0` (the eigenvalues of U0 U0^T) must be >= 0."
+    if is_concrete(sigma0):
+        if np.any(np.asarray(sigma0) < 0):
+            raise ValueError(msg)
+    else:
+        sigma0 = eqx.error_if(sigma0, jnp.any(sigma0 < 0), msg)
     t = _times(t, sigma.dtype)
     tt = t.reshape(-1, 1)
     sig, sig0 = sigma[None, :], sigma0[None, :]
@@ -177,9 +194,9 @@ def _riccati_eig(S, W0, t):
 
 
 def spectral_singular_values(
-    sigma: Float[Array, " p"],
-    x0: Float[Array, " p"],
-    lambda0: Float[Array, " p"],
+    sigma: Float[ArrayLike, " p"],
+    x0: Float[ArrayLike, " p"],
+    lambda0: Float[ArrayLike, " p"],
     t: Float[ArrayLike, "*T"],
 ) -> Float[Array, "*T p"]:
     r"""The singular values $x_i(t)$ of $UV^\top$ under a spectral initialisation (Tarmoun et al.
@@ -207,9 +224,9 @@ def spectral_singular_values(
 
     **Returns:** shape `t.shape + (p,)`.
     """
-    sigma = as_float_array(sigma, "sigma", ndim=1)
-    x0 = as_float_array(x0, "x0", ndim=1)
-    lambda0 = as_float_array(lambda0, "lambda0", ndim=1)
+    sigma = _array(sigma, "sigma", 1)
+    x0 = _array(x0, "x0", 1)
+    lambda0 = _array(lambda0, "lambda0", 1)
     if not (sigma.shape == x0.shape == lambda0.shape):
         raise ValueError(
             f"`sigma`, `x0`, `lambda0` must have the same shape, got {sigma.shape}, "
@@ -232,47 +249,120 @@ def spectral_singular_values(
     return jnp.where(good[None, :], closed, fallback).reshape(t.shape + sigma.shape)
 
 
-def _check_factorization_model(Y, U0, V0):
-    Y = as_float_array(Y, "Y", ndim=2)
-    U0 = as_float_array(U0, "U0", ndim=2)
-    V0 = as_float_array(V0, "V0", ndim=2)
+def _check_factorization_model(Y, U0, V0, names=("U0", "V0")):
+    u, v = names
+    Y = _array(Y, "Y", 2)
+    U0 = _array(U0, u, 2)
+    V0 = _array(V0, v, 2)
     if U0.shape[0] != Y.shape[0] or V0.shape[0] != Y.shape[1] or U0.shape[1] != V0.shape[1]:
         raise ValueError(
-            f"For `Y` of shape {tuple(Y.shape)}, `U0` must be ({Y.shape[0]}, k) and `V0` "
+            f"For `Y` of shape {tuple(Y.shape)}, `{u}` must be ({Y.shape[0]}, k) and `{v}` "
             f"({Y.shape[1]}, k); got {tuple(U0.shape)} and {tuple(V0.shape)}."
         )
     return Y, U0, V0
 
 
+def _offdiag_sq(A):
+    return jnp.sum(A**2) - jnp.sum(jnp.diagonal(A) ** 2)
+
+
+def spectral_defect(
+    Y: Float[ArrayLike, "m n"], U0: Float[ArrayLike, "m k"], V0: Float[ArrayLike, "n k"]
+) -> Float[Array, ""]:
+    r"""How far $(U_0, V_0)$ is from a spectral initialisation of $Y$ (Tarmoun et al. 2021,
+    Def. 3: $U_0 = \Phi\bar U_0G^\top$, $V_0 = \Psi\bar V_0G^\top$ with $\bar U_0, \bar V_0$
+    rectangular diagonal and $G$ orthogonal), relative to $s = \|U_0\|_F^2 + \|V_0\|_F^2$.
+
+    With $Y = \Phi\Sigma\Psi^\top$ (the thin SVD `jnp.linalg.svd` returns), $\tilde U = \Phi^\top
+    U_0$ and $\tilde V = \Psi^\top V_0$ (rows $u_i$, $v_i$), the start is spectral exactly when
+    (a) $U_0 = \Phi\tilde U$ and $V_0 = \Psi\tilde V$, (b) $\tilde U\tilde U^\top$,
+    $\tilde V\tilde V^\top$ and $\tilde U\tilde V^\top$ are diagonal, and (c) $u_i \parallel v_i$:
+    $\|u_i\|^2\|v_i\|^2 = \langle u_i, v_i\rangle^2$. The defect is
+    $\big(\|U_0 - \Phi\tilde U\|_F^2 + \|V_0 - \Psi\tilde V\|_F^2\big)^{1/2}/s^{1/2}$ plus the
+    norms of the off-diagonal parts in (b) and $\big(\sum_i \|u_i\|^2\|v_i\|^2 -
+    \langle u_i, v_i\rangle^2\big)^{1/2}$, each over $s$ (0 when $s = 0$). Where $Y$ has
+    repeated singular values its singular vectors are not unique: a start is judged in the
+    basis `jnp.linalg.svd(Y)` returns (the one `linflow.spectral_init` uses).
+
+    **Arguments:**
+
+    - `Y`: target, shape `(m, n)`.
+    - `U0`, `V0`: the start, shapes `(m, k)` and `(n, k)`.
+
+    **Returns:** the relative defect, a scalar $\ge 0$ (rounding level for a spectral start).
+    """
+    Y, U0, V0 = _check_factorization_model(Y, U0, V0)
+    Phi, _, PsiT = jnp.linalg.svd(Y, full_matrices=False)
+    return _spectral_defect(Phi, PsiT, U0, V0)
+
+
+def _spectral_defect(Phi, PsiT, U0, V0):
+    Ub, Vb = Phi.T @ U0, PsiT @ V0
+    s = jnp.sum(U0**2) + jnp.sum(V0**2)
+    outside = jnp.sum((U0 - Phi @ Ub) ** 2) + jnp.sum((V0 - PsiT.T @ Vb) ** 2)
+    off = _offdiag_sq(Ub @ Ub.T) + _offdiag_sq(Vb @ Vb.T) + _offdiag_sq(Ub @ Vb.T)
+    # ||u_i||^2 ||v_i||^2 - <u_i, v_i>^2 = ||u_i ^ v_i||^2, formed from the wedge's entries
+    # (rounding-level for parallel rows) rather than by cancellation.
+    wedge = Ub[:, :, None] * Vb[:, None, :] - Ub[:, None, :] * Vb[:, :, None]
+    skew = 0.5 * jnp.sum(wedge**2)
+    s_safe = jnp.where(s > 0, s, 1.0)
+    defect = jnp.sqrt(outside / s_safe) + (jnp.sqrt(off) + jnp.sqrt(skew)) / s_safe
+    return jnp.where(s > 0, defect, 0.0)
+
+
 def spectral_factorization_solution(
-    Y: Float[Array, "m n"], model0: TwoLayer, t: Float[ArrayLike, "*T"]
+    Y: Float[ArrayLike, "m n"],
+    U0: Float[ArrayLike, "m k"],
+    V0: Float[ArrayLike, "n k"],
+    t: Float[ArrayLike, "*T"],
 ) -> Float[Array, "*T m n"]:
     r"""$U(t)V(t)^\top$ from a spectral initialisation (Tarmoun et al. 2021, Def. 3 and
     Prop. 3): with $Y = \Phi\Sigma\Psi^\top$, $U_0 = \Phi\bar U_0G^\top$,
     $V_0 = \Psi\bar V_0G^\top$,
     $X(t) = \Phi\,\mathrm{diag}(x_i(t))\Psi^\top$ with $x_i$ from `spectral_singular_values`,
     $x_{0,i} = [\Phi^\top U_0V_0^\top\Psi]_{ii}$ and $\lambda_{0,i} = \|[\Phi^\top U_0]_{i,:}\|^2 -
-    \|[\Psi^\top V_0]_{i,:}\|^2$. The initialisation must be spectral
-    (`linflow.models.spectral_init`); this is not checked.
+    \|[\Psi^\top V_0]_{i,:}\|^2$.
+
+    The formula holds only for a spectral start (`linflow.spectral_init`): the start is
+    checked with `spectral_defect` (tolerance 1e-8), a `ValueError` before any computation
+    on concrete arrays, and an `eqx.error_if` on the result under `jit`. For any other start
+    use a flow (`linflow.flow(linflow.TwoLayer(U0, V0), linflow.Factorization(Y))`), or
+    `isotropic_imbalance_solution` when $U_0^\top U_0 - V_0^\top V_0 = \lambda_0I$.
+
+    **Arguments:**
+
+    - `Y`: target, shape `(m, n)`.
+    - `U0`, `V0`: the spectral start, shapes `(m, k)` and `(n, k)` (`TwoLayer.U`, `.V`).
+    - `t`: times $\ge 0$, any shape.
 
     **Returns:** shape `t.shape + (m, n)`.
     """
-    if not isinstance(model0, TwoLayer):
-        raise TypeError(f"`model0` must be a `linflow.TwoLayer`, got {type(model0).__name__}.")
-    Y, U0, V0 = _check_factorization_model(Y, model0.U, model0.V)
+    Y, U0, V0 = _check_factorization_model(Y, U0, V0)
     Phi, s, PsiT = jnp.linalg.svd(Y, full_matrices=False)
+    defect = _spectral_defect(Phi, PsiT, U0, V0)
+    msg = (
+        "`U0`, `V0` are not a spectral initialisation of `Y` (Tarmoun et al. 2021, Def. 3), "
+        "for which alone this closed form holds; build one with `linflow.spectral_init`, or "
+        "run a flow."
+    )
+    if is_concrete(defect):
+        if float(defect) > _SPECTRAL_TOL:
+            raise ValueError(f"{msg} Relative defect {float(defect):.2e} > {_SPECTRAL_TOL:g}.")
     Ub = Phi.T @ U0
     Vb = PsiT @ V0
     x0 = jnp.sum(Ub * Vb, axis=1)
     lam0 = jnp.sum(Ub**2, axis=1) - jnp.sum(Vb**2, axis=1)
     x = spectral_singular_values(s, x0, lam0, t)
-    return jnp.einsum("ip,...p,pj->...ij", Phi, x, PsiT)
+    out = jnp.einsum("ip,...p,pj->...ij", Phi, x, PsiT)
+    if not is_concrete(defect):
+        out = eqx.error_if(out, defect > _SPECTRAL_TOL, msg)
+    return out
 
 
 def isotropic_imbalance_solution(
-    Y: Float[Array, "m n"],
-    U0: Float[Array, "m k"],
-    V0: Float[Array, "n k"],
+    Y: Float[ArrayLike, "m n"],
+    U0: Float[ArrayLike, "m k"],
+    V0: Float[ArrayLike, "n k"],
     lambda0: float,
     t: Float[ArrayLike, "*T"],
 ) -> Float[Array, "*T m+n m+n"]:
@@ -304,7 +394,10 @@ def isotropic_imbalance_solution(
 
 
 def regularised_factorization_loss(
-    U: Float[Array, "m k"], V: Float[Array, "n k"], Y: Float[Array, "m n"], Q0: Float[Array, "k k"]
+    U: Float[ArrayLike, "m k"],
+    V: Float[ArrayLike, "n k"],
+    Y: Float[ArrayLike, "m n"],
+    Q0: Float[ArrayLike, "k k"],
 ) -> Float[Array, ""]:
     r"""$\tfrac12\|Y - UV^\top\|_F^2 + \tfrac18\|U^\top U - V^\top V - \mathcal Q_0\|_F^2$
     (Tarmoun et al. 2021, Prop. 4, eq. (28)). Its gradient flow is the Riccati-like equation
@@ -314,8 +407,8 @@ def regularised_factorization_loss(
 
     **Returns:** a scalar.
     """
-    Y, U, V = _check_factorization_model(Y, U, V)
-    Q0 = as_float_array(Q0, "Q0", ndim=2)
+    Y, U, V = _check_factorization_model(Y, U, V, names=("U", "V"))
+    Q0 = _array(Q0, "Q0", 2)
     k = U.shape[1]
     if Q0.shape != (k, k):
         raise ValueError(f"`Q0` must have shape ({k}, {k}), got {tuple(Q0.shape)}.")

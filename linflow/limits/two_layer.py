@@ -17,10 +17,9 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array
-from ..models.factorization import TwoLayer
+from .._checks import as_float_array, check_finite
 from .norms import min_l2
 
 
@@ -44,7 +43,11 @@ class DataSVD(NamedTuple):
         return self.sigma.shape[0]
 
 
-def data_svd(X: Float[Array, "n D"], rtol: float | None = None) -> DataSVD:
+def _matrix(x, name):
+    return check_finite(as_float_array(x, name, ndim=2), name)
+
+
+def data_svd(X: Float[ArrayLike, "n D"], rtol: float | None = None) -> DataSVD:
     r"""The SVD split of $X$ into range and null space (Min et al. 2021, eq. (4)).
 
     The rank $r$ is decided eagerly (it fixes shapes): singular values below
@@ -57,7 +60,7 @@ def data_svd(X: Float[Array, "n D"], rtol: float | None = None) -> DataSVD:
 
     **Returns:** a `DataSVD`.
     """
-    X = as_float_array(X, "X", ndim=2)
+    X = _matrix(X, "X")
     if X.size == 0:
         raise ValueError(f"`X` must be non-empty, got shape {tuple(X.shape)}.")
     Wfull, s, Vt = jnp.linalg.svd(X, full_matrices=True)
@@ -74,64 +77,99 @@ def _svd(X, svd):
     return data_svd(X) if svd is None else svd
 
 
-def _check_model(model, X, Y=None):
-    if not isinstance(model, TwoLayer):
-        raise TypeError(f"`model` must be a `linflow.TwoLayer`, got {type(model).__name__}.")
-    X = as_float_array(X, "X", ndim=2)
-    if model.U.shape[0] != X.shape[1]:
-        raise ValueError(
-            f"`model.U` has {model.U.shape[0]} rows but `X` has {X.shape[1]} columns (features):"
-            " they must match."
-        )
+def _check_factors(X, U=None, V=None, Y=None, names=("U", "V")):
+    """Check `X` (n, D), `U` (D, h), `V` (m, h) and `Y` (n, m): ranks, shapes, finiteness."""
+    X = _matrix(X, "X")
+    if X.size == 0:
+        raise ValueError(f"`X` must be non-empty, got shape {tuple(X.shape)}.")
+    u, v = names
+    if U is not None:
+        U = _matrix(U, u)
+        if U.shape[0] != X.shape[1]:
+            raise ValueError(
+                f"`{u}` has {U.shape[0]} rows but `X` has {X.shape[1]} columns (features): "
+                "they must match."
+            )
+    if V is not None:
+        V = _matrix(V, v)
+        if U is not None and V.shape[1] != U.shape[1]:
+            raise ValueError(
+                f"`{v}` has {V.shape[1]} columns but `{u}` has {U.shape[1]}: both are the width h."
+            )
     if Y is not None:
-        Y = as_float_array(Y, "Y", ndim=2)
+        Y = _matrix(Y, "Y")
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"`X` has {X.shape[0]} rows but `Y` has {Y.shape[0]}.")
-        if model.V.shape[0] != Y.shape[1]:
+        if V is not None and V.shape[0] != Y.shape[1]:
             raise ValueError(
-                f"`model.V` has {model.V.shape[0]} rows but `Y` has {Y.shape[1]} columns "
-                "(outputs): they must match."
+                f"`{v}` has {V.shape[0]} rows but `Y` has {Y.shape[1]} columns (outputs): "
+                "they must match."
             )
-    return X, Y
+    return X, U, V, Y
 
 
 def split_weights(
-    model: TwoLayer, X: Float[Array, "n D"], svd: DataSVD | None = None
+    U: Float[ArrayLike, "D h"], X: Float[ArrayLike, "n D"], svd: DataSVD | None = None
 ) -> tuple[Float[Array, "r h"], Float[Array, "D-r h"]]:
     r"""$(U_1, U_2) = (\Phi_1^\top U, \Phi_2^\top U)$ (Min et al. 2021, Sec. 2.1). Along the flow
     $U_2$ is constant, eq. (7).
 
+    **Arguments:**
+
+    - `U`: the first layer, shape `(D, h)` (`TwoLayer.U`).
+    - `X`: data, shape `(n, D)`.
+    - `svd`: `data_svd(X)`, computed when not given.
+
     **Returns:** `(U1, U2)` with shapes `(r, h)` and `(D - r, h)`.
     """
-    X, _ = _check_model(model, X)
+    X, U, _, _ = _check_factors(X, U)
     svd = _svd(X, svd)
-    return svd.Phi1.T @ model.U, svd.Phi2.T @ model.U
+    return svd.Phi1.T @ U, svd.Phi2.T @ U
 
 
 def min_imbalance(
-    model: TwoLayer, X: Float[Array, "n D"], svd: DataSVD | None = None
+    U: Float[ArrayLike, "D h"],
+    V: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    svd: DataSVD | None = None,
 ) -> Float[Array, "h h"]:
     r"""Min's imbalance $\Lambda = U_1^\top U_1 - V^\top V$ (Min et al. 2021, eq. (9)), conserved
-    by the flow of $\tfrac12\|Y - XUV^\top\|_F^2$ (with $X = I$ it is `model.conserved()`).
+    by the flow of $\tfrac12\|Y - XUV^\top\|_F^2$ (with $X = I$ it is `TwoLayer.conserved()`).
+
+    **Arguments:**
+
+    - `U`, `V`: the layers of $\Theta = UV^\top$, shapes `(D, h)` and `(m, h)`.
+    - `X`: data, shape `(n, D)`; `svd`: `data_svd(X)`, computed when not given.
 
     **Returns:** shape `(h, h)`.
     """
-    U1, _ = split_weights(model, X, svd)
-    return U1.T @ U1 - model.V.T @ model.V
+    X, U, V, _ = _check_factors(X, U, V)
+    U1, _ = split_weights(U, X, svd)
+    return U1.T @ U1 - V.T @ V
 
 
 def min_error(
-    model: TwoLayer, X: Float[Array, "n D"], Y: Float[Array, "n m"], svd: DataSVD | None = None
+    U: Float[ArrayLike, "D h"],
+    V: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    Y: Float[ArrayLike, "n m"],
+    svd: DataSVD | None = None,
 ) -> Float[Array, "r m"]:
     r"""The error $E = W^\top Y - \Sigma_x^{1/2}U_1V^\top$ (Min et al. 2021, eq. (6)); the loss is
     $L = \tfrac12\|E\|_F^2 + L^\star$, eq. (8).
 
+    **Arguments:**
+
+    - `U`, `V`: the layers, shapes `(D, h)` and `(m, h)`.
+    - `X`, `Y`: data, shapes `(n, D)` and `(n, m)`; `svd`: `data_svd(X)`, computed when not
+      given.
+
     **Returns:** shape `(r, m)`.
     """
-    X, Y = _check_model(model, X, Y)
+    X, U, V, Y = _check_factors(X, U, V, Y)
     svd = _svd(X, svd)
-    U1 = svd.Phi1.T @ model.U
-    return svd.W.T @ Y - jnp.sqrt(svd.sigma)[:, None] * (U1 @ model.V.T)
+    U1 = svd.Phi1.T @ U
+    return svd.W.T @ Y - jnp.sqrt(svd.sigma)[:, None] * (U1 @ V.T)
 
 
 def optimal_loss(X: Float[Array, "n D"], Y: Float[Array, "n m"], svd: DataSVD | None = None):
@@ -140,15 +178,14 @@ def optimal_loss(X: Float[Array, "n D"], Y: Float[Array, "n m"], svd: DataSVD | 
 
     **Returns:** a scalar.
     """
-    X = as_float_array(X, "X", ndim=2)
-    Y = as_float_array(Y, "Y", ndim=2)
+    X, _, _, Y = _check_factors(X, Y=Y)
     svd = _svd(X, svd)
     R = Y - svd.W @ (svd.W.T @ Y)
     return 0.5 * jnp.sum(R**2)
 
 
 def min_norm_solution(
-    X: Float[Array, "n D"], Y: Float[Array, "n m"], svd: DataSVD | None = None
+    X: Float[ArrayLike, "n D"], Y: Float[ArrayLike, "n m"], svd: DataSVD | None = None
 ) -> Float[Array, "D m"]:
     r"""The minimum-norm least-squares solution $\hat\Theta = X^\top(XX^\top)^\dagger Y
     = \Phi_1\Sigma_x^{-1/2}W^\top Y$ (Min et al. 2021, eqs. (11), (13)).
@@ -158,8 +195,8 @@ def min_norm_solution(
 
     **Returns:** shape `(D, m)`.
     """
-    X = as_float_array(X, "X", ndim=2)
-    Y = as_float_array(Y, "Y", ndim=(1, 2))
+    X = _matrix(X, "X")
+    Y = check_finite(as_float_array(Y, "Y", ndim=(1, 2)), "Y")
     if Y.shape[0] != X.shape[0]:
         raise ValueError(f"`X` has {X.shape[0]} rows but `Y` has {Y.shape[0]}.")
     if svd is None:
@@ -169,10 +206,10 @@ def min_norm_solution(
 
 
 def min_limit(
-    X: Float[Array, "n D"],
-    Y: Float[Array, "n m"],
-    model0: TwoLayer,
-    V_inf: Float[Array, "m h"],
+    X: Float[ArrayLike, "n D"],
+    Y: Float[ArrayLike, "n m"],
+    U0: Float[ArrayLike, "D h"],
+    V_inf: Float[ArrayLike, "m h"],
     svd: DataSVD | None = None,
 ) -> Float[Array, "D m"]:
     r"""The limit decomposition $\Theta(\infty) = \hat\Theta + \Phi_2U_2(0)V(\infty)^\top$
@@ -183,30 +220,35 @@ def min_limit(
     **Arguments:**
 
     - `X`, `Y`: data, shapes `(n, D)`, `(n, m)`.
-    - `model0`: the initialisation $(U(0), V(0))$.
+    - `U0`: the initial first layer $U(0)$, shape `(D, h)` (only its null-space part
+      $U_2(0)$ enters).
     - `V_inf`: the output layer at the end of the flow, shape `(m, h)`.
+    - `svd`: `data_svd(X)`, computed when not given.
 
     **Returns:** shape `(D, m)`.
     """
-    X, Y = _check_model(model0, X, Y)
-    V_inf = as_float_array(V_inf, "V_inf", ndim=2)
-    if V_inf.shape != model0.V.shape:
-        raise ValueError(
-            f"`V_inf` has shape {tuple(V_inf.shape)} but `model0.V` has shape "
-            f"{tuple(model0.V.shape)}."
-        )
+    X, U0, V_inf, Y = _check_factors(X, U0, V_inf, Y, names=("U0", "V_inf"))
     svd = _svd(X, svd)
-    U2 = svd.Phi2.T @ model0.U
+    U2 = svd.Phi2.T @ U0
     return min_norm_solution(X, Y, svd) + svd.Phi2 @ (U2 @ V_inf.T)
 
 
 def invariant_set_distance(
-    model: TwoLayer, X: Float[Array, "n D"], svd: DataSVD | None = None
+    U: Float[ArrayLike, "D h"],
+    V: Float[ArrayLike, "m h"],
+    X: Float[ArrayLike, "n D"],
+    svd: DataSVD | None = None,
 ) -> Float[Array, ""]:
     r"""$\|[VU_2^\top;\ U_1U_2^\top]\|_F$, the distance to the invariant set of Min et al. 2021,
     Prop. 1, eq. (15), bounded at a random initialisation by Lemma 1, eq. (18).
 
+    **Arguments:**
+
+    - `U`, `V`: the layers, shapes `(D, h)` and `(m, h)`.
+    - `X`: data, shape `(n, D)`; `svd`: `data_svd(X)`, computed when not given.
+
     **Returns:** a scalar.
     """
-    U1, U2 = split_weights(model, X, svd)
-    return jnp.sqrt(jnp.sum((model.V @ U2.T) ** 2) + jnp.sum((U1 @ U2.T) ** 2))
+    X, U, V, _ = _check_factors(X, U, V)
+    U1, U2 = split_weights(U, X, svd)
+    return jnp.sqrt(jnp.sum((V @ U2.T) ** 2) + jnp.sum((U1 @ U2.T) ** 2))

@@ -9,6 +9,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array
+from ..limits.two_layer import data_svd
 from .factorization import TwoLayer
 
 
@@ -99,8 +100,6 @@ def balanced_init(
 
     **Returns:** a `TwoLayer`.
     """
-    from ..limits.two_layer import data_svd
-
     Theta0 = as_float_array(Theta0, "Theta0", ndim=2)
     X = as_float_array(X, "X", ndim=2)
     _check_dims(h=h)
@@ -155,8 +154,6 @@ def invariant_set_init(
 
     **Returns:** a `TwoLayer`.
     """
-    from ..limits.two_layer import data_svd
-
     X = as_float_array(X, "X", ndim=2)
     _check_dims(m=m, h=h)
     _check_scale(scale, "scale")

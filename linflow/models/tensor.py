@@ -22,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_positive
+from .._fourier import dft_matrix as dft_matrix, is_even as is_even
 from ._base import AbstractModel
 
 
@@ -45,13 +46,6 @@ def _check_kind(kind) -> str:
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
     return kind
-
-
-def dft_matrix(d: int, dtype=jnp.complex128) -> Array:
-    r"""The unitary DFT matrix $[F]_{jk} = d^{-1/2}\exp(-2\pi i (j-1)(k-1)/d)$ (Yun et al.,
-    Cor. 3). $F$ is symmetric and $F^{-1} = F^*$ (entrywise conjugate)."""
-    j = np.arange(d)
-    return jnp.asarray(np.exp(-2j * np.pi * np.outer(j, j) / d) / np.sqrt(d), dtype)
 
 
 class TensorNet(AbstractModel):
@@ -411,10 +405,3 @@ class TensorNet(AbstractModel):
         W, w = self.layers[L - 2], self.layers[L - 1]
         out[f"imbalance_{L - 1}"] = (W.T @ W, jnp.outer(w, w))
         return out
-
-
-def is_even(v) -> bool:
-    r"""Whether a vector is even in Yun et al.'s sense (App. A.4): $[v]_{j+2} = [v]_{d-j}$,
-    i.e. $v_{(d-i)\bmod d} = v_i$ for 0-based $i$."""
-    v = np.asarray(v)
-    return bool(np.allclose(v, np.roll(v[::-1], 1), rtol=1e-12, atol=1e-14 * np.abs(v).max()))
