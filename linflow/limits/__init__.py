@@ -8,12 +8,23 @@ from .bounds import (
     min_width_bound as min_width_bound,
     width_law_exponent as width_law_exponent,
 )
+from .diagonal_paths import (
+    DeepDiagonalPotential as DeepDiagonalPotential,
+    ExponentialPotential as ExponentialPotential,
+)
+from .dual import (
+    RESULTS as RESULTS,
+    LimitSolution as LimitSolution,
+    dual_minimise as dual_minimise,
+)
 from .hypentropy import (
+    Hypentropy as Hypentropy,
     hypentropy as hypentropy,
     hypentropy_kkt_residual as hypentropy_kkt_residual,
     hypentropy_minimiser as hypentropy_minimiser,
 )
 from .norms import max_margin as max_margin, min_l1 as min_l1, min_l2 as min_l2
+from .potential import AbstractPotential as AbstractPotential
 from .regimes import (
     alpha_l1_threshold as alpha_l1_threshold,
     alpha_l2_threshold as alpha_l2_threshold,
@@ -36,6 +47,7 @@ from .schatten import (
     schatten_q_minimiser as schatten_q_minimiser,
 )
 from .tensor import (
+    TensorPotential as TensorPotential,
     convolution_regression_limit as convolution_regression_limit,
     convolution_transform as convolution_transform,
     diagonal_regression_limit as diagonal_regression_limit,
