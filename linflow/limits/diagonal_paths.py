@@ -268,6 +268,13 @@ class DeepDiagonalPotential(AbstractPotential):
             f * curv,
         )
 
+    def primal(self, s):
+        """$\\beta(s)$ as the reduced flow uses it: beyond the domain's boundary the value at
+        the rounding floor of $u, v$ (a finite wall, so that an implicit solver's Newton
+        iterate that strays out is pushed back); `dual_terms` marks those points NaN instead
+        (off the dual's domain)."""
+        return _power_difference(self.w_plus, self.w_minus, self.depth, s)
+
     def gap(self, s):
         (a, u, _), (b, v, _) = self._branches(s)
         return jnp.clip(jnp.minimum(u / a, v / b), 0.0, 1.0)

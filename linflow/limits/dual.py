@@ -211,6 +211,11 @@ def dual_minimise(
     """
     X, y = _check_problem(X, y)
     _check_potential(potential, X.shape[1])
+    return _dual_minimise(potential, X, y, rtol, newton_solve, throw)
+
+
+def _dual_minimise(potential, X, y, rtol, newton_solve, throw):
+    """`dual_minimise` on checked arguments (the wrappers check their own)."""
     rank = _precond_rank(newton_solve, *X.shape)
     if is_concrete(y) and not np.any(np.asarray(y)):
         zero = jnp.array(0)
@@ -227,12 +232,15 @@ def dual_minimise(
     # the columns of X and gathers of columns then read contiguous rows (on a row-major X each
     # is a strided pass: 20-40 ms at N = 1000, d = 1e4, against 2 ms).
     XT = jnp.transpose(X)
-    beta, nu, stats, code = _solve(potential, X, XT, y, float(rtol), rank)
-    result = RESULTS.where(
-        code == 0,
-        RESULTS.successful,
-        RESULTS.where(code == 2, RESULTS.infeasible, RESULTS.inaccurate),
-    )
+    return _report(potential, X, XT, y, float(rtol), rank, bool(throw))
+
+
+@eqx.filter_jit
+def _report(potential, X, XT, y, rtol, rank, throw):
+    # One program with the solve, the result and the check (eager, each was a dispatch).
+    beta, nu, stats, code = _solve(potential, X, XT, y, rtol, rank)
+    failure = RESULTS.where(code == 2, RESULTS.infeasible, RESULTS.inaccurate)
+    result = RESULTS.where(code == 0, RESULTS.successful, failure)
     if throw:
         beta = result.error_if(beta, result != RESULTS.successful)
     return LimitSolution(beta, result, stats, nu)

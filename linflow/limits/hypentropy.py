@@ -38,7 +38,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._checks import as_float_array, check_finite, check_positive, is_concrete
-from .dual import RESULTS, dual_minimise
+from .dual import RESULTS, _dual_minimise
 from .potential import AbstractPotential
 
 
@@ -414,9 +414,7 @@ def hypentropy_minimiser(
     alpha = _check_alpha(alpha)
     if w0 is not None:
         w0 = _check_w0(w0, X.shape[1], X.dtype)
-    sol = dual_minimise(
-        Hypentropy(alpha, depth, w0), X, y, rtol=rtol, newton_solve=newton_solve, throw=throw
-    )
+    sol = _dual_minimise(Hypentropy(alpha, depth, w0), X, y, rtol, newton_solve, throw)
     if not return_info:
         return sol.value
     info = dict(sol.stats, result=sol.result, ok=sol.result == RESULTS.successful)
