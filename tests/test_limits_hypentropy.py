@@ -333,10 +333,13 @@ def test_minimiser_raises_when_accuracy_unreachable():
 
 
 def test_inconsistent_system_raises_instead_of_returning_garbage():
-    # X beta = y has no solution: the dual is unbounded, Newton cannot reach a small residual.
+    # X beta = y has no solution: the dual is unbounded, Newton cannot reach a small residual,
+    # and the error says why (y is not in the range of X).
     X = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0]])
-    with pytest.raises(eqx.EquinoxRuntimeError, match="rtol"):
+    with pytest.raises(eqx.EquinoxRuntimeError, match="no solution"):
         hypentropy_minimiser(X, np.array([1.0, 0.0]), 1)
+    _, info = hypentropy_minimiser(X, np.array([1.0, 0.0]), 1, throw=False, return_info=True)
+    assert info["result"] == linflow.limits.RESULTS.infeasible and not bool(info["ok"])
 
 
 @pytest.mark.parametrize(
@@ -424,7 +427,7 @@ def test_support_solution_is_refined_off_the_support_at_depth4():
 def test_top_k_selection_matches_numpy_sort():
     # The solver's integer-key selection against np.sort: signs, zeros of both signs,
     # infinities, subnormals, ties and values spread over 1e-30..1e30.
-    from linflow.limits.hypentropy import _top_k
+    from linflow.limits._dual_directions import _top_k
 
     rng = np.random.default_rng(21)
     # A few (d, k) shapes (each compiles once), many draws of each.
@@ -449,7 +452,7 @@ def test_conjugate_gradient_direction_solves_the_newton_system(outliers):
     # 6 columns of large curvature: the preconditioner keeps half its rank (8 of 16);
     # 16: all of it. Either way the CG step must solve X diag(c) X^T step = -g (a dense solve
     # here) to the forcing tolerance, which is 1e-10 for this gradient.
-    from linflow.limits.hypentropy import _direction_cg
+    from linflow.limits._dual_directions import _direction_cg
 
     rng = np.random.default_rng(22)
     n, d = 64, 400
@@ -478,7 +481,7 @@ def test_exact_step_on_the_truncated_hessian_solves_the_full_newton_system():
     # d > 4N and all but 1e-10 of the curvature on 100 columns: the exact step (taken where CG
     # fails) factors the 2N = 128 top columns plus the rest's mean, which must agree with a
     # dense solve of the full system to the rest's relative size.
-    from linflow.limits.hypentropy import _direction_exact
+    from linflow.limits._dual_directions import _direction_exact
 
     rng = np.random.default_rng(23)
     n, d = 64, 400

@@ -83,3 +83,25 @@ def test_wide_gaussian_init_approaches_schatten_minimiser():
     # Fluctuations of the lifted matrix around 2 mu^2 I are O(1/sqrt(k)).
     assert errs[1] < 3 / np.sqrt(400)
     assert errs[1] < errs[0]
+
+
+@pytest.mark.parametrize("mu", [1.5, 2.0, 10.0])
+def test_schatten_minimiser_satisfies_kkt_on_gaussian_eigen_coordinates(mu):
+    # Commuting sensing with d = 15, N = 6 and Gaussian eigen-coordinates (where a separate
+    # Newton loop used to stop after 200 steps). Truth: the KKT conditions of Thm 4's diagonal
+    # problem, checked with NumPy: the constraint, and grad Q_mu(delta) = arcsinh(delta /
+    # (2 mu^2)) in the row space of the eigen-coordinates (least-squares residual). Both are at
+    # rounding level (1e-12 leaves a 1e3 margin over the solver's ~1e-15 residual).
+    d, n = 15, 6
+    rng = np.random.default_rng(int(mu * 10))
+    Q = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    a = rng.standard_normal((n, d))
+    A = np.einsum("ik,nk,jk->nij", Q, a, Q)
+    y = rng.standard_normal(n)
+    M = np.asarray(schatten_q_minimiser(A, y, mu))
+    np.testing.assert_allclose(np.einsum("nij,ij->n", A, M), y, rtol=0, atol=1e-12)
+    delta = np.diag(Q.T @ M @ Q)
+    np.testing.assert_allclose(Q.T @ M @ Q, np.diag(delta), atol=1e-12)
+    g = np.arcsinh(delta / (2 * mu**2))
+    nu = np.linalg.lstsq(a.T, g, rcond=None)[0]
+    assert np.linalg.norm(a.T @ nu - g) <= 1e-12 * np.linalg.norm(g)

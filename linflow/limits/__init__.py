@@ -9,7 +9,17 @@ from .bounds import (
     min_width_bound as min_width_bound,
     width_law_exponent as width_law_exponent,
 )
+from .diagonal_paths import (
+    DeepDiagonalPotential as DeepDiagonalPotential,
+    ExponentialPotential as ExponentialPotential,
+)
+from .dual import (
+    RESULTS as RESULTS,
+    LimitSolution as LimitSolution,
+    dual_minimise as dual_minimise,
+)
 from .hypentropy import (
+    Hypentropy as Hypentropy,
     hypentropy as hypentropy,
     hypentropy_kkt_residual as hypentropy_kkt_residual,
     hypentropy_minimiser as hypentropy_minimiser,
@@ -23,6 +33,7 @@ from .nuclear import (
     min_nuclear_norm as min_nuclear_norm,
     min_nuclear_norm_solution as min_nuclear_norm_solution,
 )
+from .potential import AbstractPotential as AbstractPotential
 from .regimes import (
     alpha_l1_threshold as alpha_l1_threshold,
     alpha_l2_threshold as alpha_l2_threshold,
@@ -47,6 +58,7 @@ from .schatten import (
 )
 from .single_point import two_layer_single_point_limit as two_layer_single_point_limit
 from .tensor import (
+    TensorPotential as TensorPotential,
     convolution_regression_limit as convolution_regression_limit,
     convolution_transform as convolution_transform,
     diagonal_regression_limit as diagonal_regression_limit,

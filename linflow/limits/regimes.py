@@ -9,8 +9,15 @@ r"""Where the rich and kernel regimes start (Woodworth et al. 2020, Thm 2 and Th
   $q_D$ (and the depth-2 $q$), `sparse_dense_ratio` the Fig. 3(b) ratio.
 """
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import ArrayLike, Float
+
+from .hypentropy import _q2, _scaled_qd
+
+
+_scaled_qd_jit = jax.jit(_scaled_qd, static_argnums=2)
 
 
 def _eps(eps):
@@ -55,51 +62,6 @@ def alpha_l2_threshold(l2_norm: float, eps: float) -> float:
     return float(np.sqrt(2 * (1 + eps) * (1 + 2 / eps) * b))
 
 
-def _bisect(f, lo, hi, iters=200):
-    """The root of an increasing `f` in [lo, hi] (elementwise)."""
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            above = f(mid) > 0
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    return 0.5 * (lo + hi)
-
-
-def _q_depth_pos(u, D):
-    r"""$q_D(u)$ for $u \ge 0$, in three ranges so that no digits are lost:
-    $u < 10^{-6}$: Taylor $u^2/(4p)$ (relative error $O(u^2)$); $u \le 1$: bisection for
-    $z = h_D^{-1}(u)$ and $H_D$ through `expm1`/`log1p`; $u > 1$: bisection for $\log(1 - z)$,
-    which keeps $1 - z$ accurate down to $10^{-300}$."""
-    p = D / (D - 2)
-    out = np.zeros_like(u)
-    small = u < 1e-6
-    out[small] = u[small] ** 2 / (4 * p)
-    mid = (u >= 1e-6) & (u <= 1)
-    if np.any(mid):
-        um = u[mid]
-
-        def f(z):
-            return np.exp(-p * np.log1p(-z)) - np.exp(-p * np.log1p(z)) - um
-
-        z = _bisect(f, np.zeros_like(um), np.full_like(um, 0.5))  # h_D(0.5) > 1
-        H = (np.expm1((1 - p) * np.log1p(-z)) + np.expm1((1 - p) * np.log1p(z))) / (p - 1)
-        out[mid] = um * z - H
-    big = u > 1
-    if np.any(big):
-        ub = u[big]
-
-        def g(logt):  # h_D(1 - t) is decreasing in t, so -h is increasing in log t
-            t = np.exp(logt)
-            return ub - (t ** (-p) - (2 - t) ** (-p))
-
-        logt = _bisect(g, np.full_like(ub, np.log(1e-300)), np.zeros_like(ub))
-        t = np.exp(logt)
-        H = (t ** (1 - p) + (2 - t) ** (1 - p) - 2) / (p - 1)
-        out[big] = ub * (1 - t) - H
-    return out
-
-
 def q_depth(z: ArrayLike, depth: int) -> Float[np.ndarray, "..."] | float:
     r"""The coordinate potential $q_D$ (Woodworth et al. 2020, Thm 1 for $D=2$, Thm 3 for $D\ge3$).
 
@@ -108,6 +70,10 @@ def q_depth(z: ArrayLike, depth: int) -> Float[np.ndarray, "..."] | float:
       $H_D(z) = \int_0^z h_D = \frac{(1-z)^{1-p} + (1+z)^{1-p} - 2}{p-1}$, $p = D/(D-2)$
       (integration by parts).
 
+    The potential's own evaluation (`hypentropy`, `Hypentropy.value`), in three ranges so that
+    no digits are lost: a Taylor term for $|u| < 10^{-6}$, $z = h_D^{-1}(u)$ up to 1, and
+    $\log(1 - z)$ beyond, which keeps $1 - z$ accurate far below $10^{-300}$.
+
     **Arguments:** `z`: any shape; `depth` $D\ge2$.
 
     **Returns:** $q_D(z)$, same shape (numpy float64).
@@ -115,12 +81,10 @@ def q_depth(z: ArrayLike, depth: int) -> Float[np.ndarray, "..."] | float:
     D = int(depth)
     if D != depth or D < 2:
         raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    z = np.asarray(z, np.float64)
+    z = jnp.asarray(np.asarray(z, np.float64))
     if D == 2:
-        # 2 - sqrt(4 + z^2) written without cancellation at small z.
-        return z * np.arcsinh(z / 2) - z**2 / (2 + np.sqrt(4 + z**2))
-    u = np.abs(z)
-    return _q_depth_pos(np.atleast_1d(u), D).reshape(u.shape)
+        return np.asarray(_q2(z))
+    return np.asarray(_scaled_qd_jit(z, jnp.zeros(()), D))
 
 
 def sparse_dense_ratio(alpha: ArrayLike, d: int, depth: int) -> Float[np.ndarray, "..."] | float:

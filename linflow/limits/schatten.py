@@ -1,13 +1,14 @@
 r"""The Schatten-$Q_\mu$ limit of wide factorisations with commuting measurements
-(Woodworth et al. 2020, Thm 4)."""
+(Woodworth et al. 2020, Thm 4): the hypentropy $Q_\mu$ on the joint eigen-coordinates of the
+measurements, solved by the limits layer's one dual solver (`dual_minimise`)."""
 
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-
-def _q(z):
-    return 2 - np.sqrt(4 + z**2) + z * np.arcsinh(z / 2)
+from .._checks import as_float_array
+from .dual import dual_minimise
+from .hypentropy import Hypentropy, hypentropy
 
 
 def schatten_q(M: ArrayLike, mu: float) -> float:
@@ -15,8 +16,7 @@ def schatten_q(M: ArrayLike, mu: float) -> float:
     $q(z) = 2 - \sqrt{4+z^2} + z\operatorname{arcsinh}(z/2)$ over the singular values $\sigma_i$
     (Woodworth et al. 2020, Thm 4; $q$ is even, so eigenvalues of a symmetric $M$ give the same)."""
     s = np.linalg.svd(np.asarray(M, np.float64), compute_uv=False)
-    m2 = float(mu) ** 2
-    return float(m2 * np.sum(_q(s / m2)))
+    return float(hypentropy(jnp.asarray(s), mu))
 
 
 def joint_eigenbasis(
@@ -50,53 +50,26 @@ def joint_eigenbasis(
 
 
 def qmu_minimiser(
-    X: ArrayLike, y: ArrayLike, mu: float, *, tol: float = 1e-12, max_iter: int = 200
+    X: Float[ArrayLike, "N d"],
+    y: Float[ArrayLike, " N"],
+    mu: float | Float[ArrayLike, ""],
+    *,
+    rtol: float = 1e-8,
+    throw: bool = True,
 ) -> Float[Array, " d"]:
     r"""$\arg\min_\delta Q_\mu(\delta)$ s.t. $X\delta = y$, with $Q_\mu(\delta) = \mu^2\sum
-    q(\delta_i/\mu^2)$
-    (Woodworth et al. 2020, Thm 1 with $\alpha = \mu$; Thm 4's diagonal problem).
+    q(\delta_i/\mu^2)$ (Woodworth et al. 2020, Thm 4's diagonal problem in eigen-coordinates).
 
-    Solved through the dual: $\delta = 2\mu^2\sinh(X^\top\nu)$ where $\nu$ minimises the convex
-    $\phi(\nu) = \sum_i 2\mu^2\cosh((X^\top\nu)_i) - y^\top\nu$ (damped Newton, log-space
-    evaluation of $\mu^2 e^{|s|}$ so that small $\mu$ does not underflow).
+    $Q_\mu$ is the depth-2 hypentropy at $\alpha = \mu$ (Thm 1), so this is
+    `dual_minimise(Hypentropy(mu, 2), X, y)`: $\delta = 2\mu^2\sinh(X^\top\nu)$.
 
-    **Raises:** `RuntimeError` if Newton does not reach `tol` (relative residual).
+    **Arguments:** `X` shape `(N, d)`; `y` shape `(N,)`; `mu` $>0$; `rtol`, `throw` as for
+    `dual_minimise`.
+
+    **Returns:** $\delta$, shape `(d,)`.
     """
-    X = np.asarray(X, np.float64)
-    y = np.asarray(y, np.float64)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"`X` must be (N, d) and `y` (N,), got {X.shape}, {y.shape}.")
-    mu = float(mu)
-    if not mu > 0:
-        raise ValueError(f"`mu` must be > 0, got {mu}.")
-    lc = np.log(2 * mu**2)
-
-    def phi(nu):
-        s = X.T @ nu
-        return np.sum(np.exp(lc + np.abs(s)) * 0.5 * (1 + np.exp(-2 * np.abs(s)))) - y @ nu
-
-    def parts(nu):
-        s = X.T @ nu
-        e = np.exp(lc + np.abs(s))
-        em = np.exp(-2 * np.abs(s))
-        sinh = np.sign(s) * 0.5 * e * (1 - em)
-        cosh = 0.5 * e * (1 + em)
-        return sinh, cosh
-
-    nu = np.zeros(X.shape[0])
-    ynorm = max(np.linalg.norm(y), 1e-300)
-    for _ in range(max_iter):
-        delta, cosh = parts(nu)
-        g = X @ delta - y
-        if np.linalg.norm(g) <= tol * ynorm:
-            return jnp.asarray(delta)
-        H = (X * cosh[None, :]) @ X.T
-        step = np.linalg.lstsq(H, g, rcond=None)[0]
-        f0, t = phi(nu), 1.0
-        while phi(nu - t * step) > f0 - 0.25 * t * (g @ step) and t > 1e-12:
-            t *= 0.5
-        nu = nu - t * step
-    raise RuntimeError(f"`qmu_minimiser` did not converge in {max_iter} Newton steps.")
+    X = as_float_array(X, "X", ndim=2)
+    return dual_minimise(Hypentropy(mu, 2), X, y, rtol=rtol, throw=throw).value
 
 
 def schatten_q_minimiser(A: ArrayLike, y: ArrayLike, mu: float) -> Float[Array, "d d"]:

@@ -34,13 +34,16 @@ the concave $D(\nu) = \nu^\top y - \sum_j\alpha^2\eta_j^2\,G_L(\alpha^{L-2}|\eta
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, check_finite, check_positive
+from .._checks import as_float_array, check_finite, check_positive, is_concrete
 from .._fourier import dft_matrix, is_even
+from .dual import dual_minimise
+from .potential import AbstractPotential
 
 
 # --------------------------------------------------------------------------- Lemma 4
@@ -284,41 +287,87 @@ def tensor_Q(
 # --------------------------------------------------------------------------- Theorem 5
 
 
-def _log_abs_h(u, L):
-    """$\\log|h_L(u)|$ without overflow for $L = 2$."""
-    if L == 2:
+class TensorPotential(AbstractPotential):
+    r"""Yun et al.'s $Q_{L,\alpha,\eta}$ (2021, Thm 5) as a potential on the transformed
+    coefficients $\rho$, in the dual coordinates $s' = \alpha^{L-2}SX^\top\nu$:
+
+    $$\rho_j = \alpha^L|\eta_j|^L\,h_L(|\eta_j|^{L-2}s'_j),\qquad
+    \psi_j(s') = \alpha^L\eta_j^2\,G_L(|\eta_j|^{L-2}s'_j),\quad G_L = \int_0^\cdot h_L
+    = q_L^2/2,$$
+
+    so the scale $\alpha$ is a prefactor only (power $L$) and, for $L \ge 3$, the domain is
+    $|\eta_j|^{L-2}|s'_j| < c_L$ (`tensor_h_radius`). `value` is $\alpha^{L-2}Q_{L,\alpha,\eta}$
+    (whose gradient is $s'$; the same minimiser). All in log space.
+
+    **Arguments:** `alpha` $> 0$; `eta` shape `(m,)`, no zero entry; `depth` $L \ge 2$.
+    """
+
+    alpha: Float[Array, ""]
+    eta: Float[Array, " m"]
+    depth: int = eqx.field(static=True)
+
+    def __init__(self, alpha, eta, depth: int):
+        self.depth = _check_depth(depth)
+        alpha = as_float_array(alpha, "alpha", ndim=0)
+        self.alpha = check_positive(check_finite(alpha, "alpha"), "alpha")
+        eta = check_finite(as_float_array(eta, "eta", ndim=1), "eta")
+        if is_concrete(eta) and not np.all(np.abs(np.asarray(eta)) > 0):
+            raise ValueError("`eta` must have no zero entry (Thm 5 needs |eta_j| >= lambda > 0).")
+        self.eta = eta
+
+    @property
+    def power(self) -> int:
+        return self.depth
+
+    @property
+    def gap_power(self) -> int:
+        return self.depth - 2
+
+    def log_scale(self):
+        return jnp.log(self.alpha)
+
+    def log_amplitude(self):
+        return self.depth * jnp.log(jnp.abs(self.eta))
+
+    def dual_terms(self, s, log_scale):
+        L = self.depth
+        le = jnp.log(jnp.abs(self.eta))
+        if L == 2:
+            # rho = alpha^2 eta^2 sinh(2s) / 2, psi = alpha^2 eta^2 sinh(s)^2 / 2,
+            # psi'' = alpha^2 eta^2 cosh(2s): e^{2|s|} factored out (no overflow).
+            a = jnp.abs(s)
+            e = jnp.exp(jnp.minimum(2 * (log_scale + le) + 2 * a, 800.0))
+            beta = jnp.sign(s) * e * (-jnp.expm1(-4 * a)) / 4
+            psi = e * jnp.expm1(-2 * a) ** 2 / 8
+            curv = e * (1 + jnp.exp(-4 * a)) / 2
+            return beta, psi, curv
+        c = tensor_h_radius(L)
+        u = jnp.exp((L - 2) * le) * s
         a = jnp.abs(u)
-        return 2 * a - jnp.log(4.0) + jnp.log1p(-jnp.exp(-4 * a))
-    return jnp.log(jnp.abs(_h(u, L)))
+        # The same few-ulp margin as the hypentropy: iterates whose s rounds to the pole stay out.
+        inside = a < c * (1 - 8 * jnp.finfo(s.dtype).eps)
+        th = _theta_of_t(jnp.where(inside, a, 0.0), L)
+        lcos, lsin = jnp.log(jnp.cos(th)), jnp.log(jnp.sin(th))
+        lamp = L * (log_scale + le)
+        beta = jnp.sign(u) * jnp.exp(lamp + lsin - L * lcos)
+        beta = jnp.where(u == 0, 0.0, beta)
+        psi = jnp.exp(lamp + (2 - L) * le + 2 * (lsin - lcos) - jnp.log(2.0))
+        psi = jnp.where(u == 0, 0.0, psi)
+        lh1 = jnp.log(jnp.cos(th) ** 2 + L * jnp.sin(th) ** 2) - (2 * L - 2) * lcos
+        curv = jnp.exp(lamp + (L - 2) * le + lh1)
+        return jnp.where(inside, beta, jnp.nan), jnp.where(inside, psi, jnp.inf), curv
 
+    def gap(self, s):
+        L = self.depth
+        return 1 - jnp.abs(jnp.abs(self.eta) ** (L - 2) * s) / tensor_h_radius(L)
 
-def _log_h_prime(u, L):
-    if L == 2:
-        a = jnp.abs(u)
-        return 2 * a - jnp.log(2.0) + jnp.log1p(jnp.exp(-4 * a))
-    return jnp.log(_h_prime(u, L))
+    def gap_rate(self, s):
+        L = self.depth
+        return jnp.broadcast_to(jnp.abs(self.eta) ** (L - 2) / tensor_h_radius(L), s.shape)
 
-
-def _log_G2(u, L):
-    """$\\log(2 G_L(u)) = \\log q_L(u)^2$."""
-    if L == 2:
-        a = jnp.abs(u)
-        return 2 * (a - jnp.log(2.0) + jnp.log1p(-jnp.exp(-2 * a)))
-    _, q = tensor_pq(u, L)
-    return 2 * jnp.log(jnp.abs(q))
-
-
-@functools.partial(jax.jit, static_argnums=(0,))
-def _dual_pieces(L, nu, A, log_a, log_b, log_c, y):
-    z = A @ nu
-    u = jnp.exp(log_c) * z
-    sgn = jnp.sign(u)
-    nz = u != 0
-    us = jnp.where(nz, u, 1.0)
-    rho = jnp.where(nz, sgn * jnp.exp(log_b + _log_abs_h(us, L)), 0.0)
-    w = jnp.exp(log_b + log_c + _log_h_prime(u, L))
-    obj_terms = jnp.where(nz, 0.5 * jnp.exp(log_a + _log_G2(us, L)), 0.0)
-    return rho, w, nu @ y - jnp.sum(obj_terms)
+    def value(self, beta):
+        L = self.depth
+        return self.alpha ** (L - 2) * tensor_Q(beta, self.alpha, self.eta, L)
 
 
 def tensor_regression_limit(
@@ -328,98 +377,36 @@ def tensor_regression_limit(
     eta: Float[ArrayLike, " m"],
     depth: int,
     *,
-    rtol: float = 1e-13,
-    max_iter: int = 500,
+    rtol: float = 1e-8,
+    throw: bool = True,
 ) -> Float[Array, " m"]:
     r"""The regression limit of Yun et al. 2021, Thm 5, in the transformed space:
     $\rho^\infty = \arg\min Q_{L,\alpha,\eta}(\rho)$ s.t. $XS^\top\rho = y$.
 
-    Solved in the dual (App. F.2.2): $\rho = \alpha^L|\eta|^L\odot
-    h_L(\alpha^{L-2}|\eta|^{L-2}\odot SX^\top\nu)$, with $\nu$ maximising the concave
-    $D(\nu)$ of the module docstring by Newton's method with backtracking (it stays inside
-    the domain $|\alpha^{L-2}|\eta_j|^{L-2}[SX^\top\nu]_j| < c_L$ of $h_L$). For $L=2$
-    all quantities are formed in log space, so $\alpha$ down to $10^{-100}$ is fine. For
-    $L \ge 3$ the dual point approaches the pole of $h_L$ as $\alpha\to0$ (distance
-    $\sim\alpha^{L-2}$), so the relative accuracy of $\rho$ is about
-    $L\,\epsilon/\alpha^{L-2}$ ($\epsilon$: machine epsilon): $\alpha \ge 10^{-3}$ for
-    $L = 4$ keeps it below $10^{-9}$; when the target `rtol` cannot be met a
-    `RuntimeError` says so.
+    `dual_minimise(TensorPotential(alpha, eta, depth), XS, y)`: the dual of App. F.2.2,
+    $\rho = \alpha^L|\eta|^L\odot h_L(\alpha^{L-2}|\eta|^{L-2}\odot SX^\top\nu)$, solved by the
+    limits layer's damped Newton method in log space with continuation in $\alpha$; for
+    $L \ge 3$ at small $\alpha$ (dual points within rounding of the pole of $h_L$) $\rho$ on
+    its support is read from the constraint (`dual_minimise`). `jit`-, `vmap`- and
+    differentiable.
 
     **Arguments:**
 
-    - `XS`: the transformed data $XS^\top$, shape `(n, m)`, full row rank.
-    - `y`: targets, shape `(n,)`.
+    - `XS`: the transformed data $XS^\top$, shape `(n, m)`.
+    - `y`: targets, shape `(n,)`, in the range of `XS`.
     - `alpha`: initial scale $\alpha > 0$.
     - `eta`: initial direction, shape `(m,)`, all $|\eta_j| > 0$.
     - `depth`: $L \ge 2$.
-    - `rtol`: stop when $\|XS^\top\rho - y\| \le$ `rtol` $\|y\|$.
-    - `max_iter`: Newton iterations; not converging raises `RuntimeError`.
+    - `rtol`, `throw`: as for `dual_minimise` (an infeasible system or an estimate above
+      `rtol` raises).
 
     **Returns:** $\rho^\infty$, shape `(m,)`.
     """
-    L = _check_depth(depth)
-    XS = np.asarray(check_finite(as_float_array(XS, "XS", ndim=2), "XS"))
-    y = np.asarray(check_finite(as_float_array(y, "y", ndim=1), "y"))
-    eta = np.asarray(as_float_array(eta, "eta", ndim=1))
-    n, m = XS.shape
-    if y.shape != (n,):
-        raise ValueError(f"`y` must have shape ({n},) to match `XS` {XS.shape}, got {y.shape}.")
-    if eta.shape != (m,):
-        raise ValueError(f"`eta` must have shape ({m},), got {eta.shape}.")
-    if not np.all(np.abs(eta) > 0):
-        raise ValueError("`eta` must have no zero entry (Thm 5 needs |eta_j| >= lambda > 0).")
-    check_positive(alpha, "alpha")
-    alpha = float(alpha)
-    if np.linalg.matrix_rank(XS) < n:
-        raise ValueError(f"`XS` (shape {XS.shape}) must have full row rank n = {n}.")
-    la = np.log(alpha)
-    le = np.log(np.abs(eta))
-    log_a = 2 * la + 2 * le
-    log_c = (L - 2) * (la + le)
-    log_b = L * (la + le)
-    c_L = tensor_h_radius(L)
-    A = XS.T
-    args = (jnp.asarray(A), jnp.asarray(log_a), jnp.asarray(log_b), jnp.asarray(log_c))
-    ynorm = max(np.linalg.norm(y), np.finfo(float).tiny)
-    nu = np.zeros(n)
-
-    def pieces(nu):
-        rho, w, D = _dual_pieces(L, jnp.asarray(nu), *args, jnp.asarray(y))
-        return np.asarray(rho), np.asarray(w), float(D)
-
-    def inside(nu):
-        return np.all(np.abs(np.exp(log_c) * (A @ nu)) < c_L)
-
-    rho, w, D = pieces(nu)
-    for _ in range(max_iter):
-        res = y - XS @ rho
-        if np.linalg.norm(res) <= rtol * ynorm:
-            return jnp.asarray(rho)
-        Hm = (XS * w[None, :]) @ XS.T
-        try:
-            step = np.linalg.solve(Hm, res)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(Hm, res, rcond=None)[0]
-        s = 1.0
-        accepted = False
-        for _ in range(80):
-            cand = nu + s * step
-            if inside(cand):
-                rho_c, w_c, D_c = pieces(cand)
-                if np.isfinite(D_c) and D_c >= D + 1e-4 * s * (res @ step) - 1e-15 * abs(D):
-                    accepted = True
-                    break
-            s *= 0.5
-        if not accepted:
-            break
-        nu, rho, w, D = cand, rho_c, w_c, D_c
-    res = np.linalg.norm(y - XS @ rho) / ynorm
-    if res <= max(rtol, 1e2 * L * np.finfo(float).eps / alpha ** (L - 2)):
-        return jnp.asarray(rho)
-    raise RuntimeError(
-        f"tensor_regression_limit: Newton's method stopped at relative residual {res:.3e} "
-        f"(alpha={alpha:g}, depth={L}); the limit could not be computed to rtol={rtol:g}."
-    )
+    XS = as_float_array(XS, "XS", ndim=2)
+    potential = TensorPotential(alpha, eta, depth)
+    if potential.eta.shape != (XS.shape[1],):
+        raise ValueError(f"`eta` must have shape ({XS.shape[1]},), got {potential.eta.shape}.")
+    return dual_minimise(potential, XS, y, rtol=rtol, throw=throw).value
 
 
 def diagonal_regression_limit(

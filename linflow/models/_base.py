@@ -42,6 +42,19 @@ class AbstractModel(eqx.Module):
             return {k: jnp.abs(a) + jnp.abs(b) for k, (a, b) in terms.items()}
         return jax.tree_util.tree_map(jnp.abs, self.conserved())
 
+    def potential(self):
+        """The separable potential $\\Phi$ (a `linflow.limits.AbstractPotential`) whose mirror
+        flow is this parametrisation's gradient flow, $\\beta(t) = \\nabla\\Phi^*(X^\\top\\nu(t))$,
+        or `None` (the default: no such closed form is known). Models that return one get the
+        exact reduced flow in $N$ dual coordinates and their regression limit
+        `linflow.limits.dual_minimise(model.potential(), X, y)` from the same formula."""
+        return None
+
+    def at_dual_point(self, s: Float[Array, " d"]) -> "AbstractModel":
+        """The model on its flow's path at the dual point $s = X^\\top\\nu$ (for models with a
+        `potential()`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form dual path.")
+
     def predictor_magnitude(self) -> Float[Array, "..."] | None:
         """The elementwise size of the terms whose sum is `predictor()`, or `None`.
 

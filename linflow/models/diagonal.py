@@ -6,6 +6,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_positive
+from ..limits.diagonal_paths import DeepDiagonalPotential, ExponentialPotential
 from ._base import AbstractModel
 
 
@@ -81,6 +82,32 @@ class DiagonalNet(AbstractModel):
     def predictor_magnitude(self) -> Float[Array, " d"]:
         return jnp.abs(self.w_plus) ** self.depth + jnp.abs(self.w_minus) ** self.depth
 
+    def potential(self) -> ExponentialPotential | DeepDiagonalPotential:
+        r"""The potential of this initialisation's flow (`linflow.limits.diagonal_paths`):
+        $\beta = w_+(0)^2e^{4s} - w_-(0)^2e^{-4s}$ at depth 2, and the depth-$D$ path
+        $\sigma_+^D u^{-p} - \sigma_-^D v^{-p}$ otherwise. For `unbiased(d, alpha, depth, w0)`
+        its minimiser is `hypentropy_minimiser(X, y, alpha, depth=depth, w0=w0)` (Woodworth et
+        al. 2020, Thm 1, Thm 3)."""
+        if self.depth == 2:
+            return ExponentialPotential(self.w_plus**2, self.w_minus**2, 4)
+        return DeepDiagonalPotential(self.w_plus, self.w_minus, self.depth)
+
+    def at_dual_point(self, s: Float[Array, " d"]) -> "DiagonalNet":
+        r"""$w_\pm = w_\pm(0)e^{\pm2s}$ at depth 2; at depth $D \ge 3$
+        $w_\pm = \sigma_\pm(|w_\pm(0)|^{2-D} \mp D(D-2)\sigma_\pm^D s)^{-1/(D-2)}$."""
+        D = self.depth
+        wp0, wm0 = self.w_plus, self.w_minus
+        if D == 2:
+            return DiagonalNet(wp0 * jnp.exp(2 * s), wm0 * jnp.exp(-2 * s), 2)
+
+        def branch(w0, sgn):
+            sigma = jnp.sign(w0)
+            a0 = jnp.abs(jnp.where(w0 == 0, 1.0, w0)) ** (2 - D)
+            base = a0 - sgn * D * (D - 2) * sigma**D * s
+            return jnp.where(w0 == 0, 0.0, sigma * base ** (-1.0 / (D - 2)))
+
+        return DiagonalNet(branch(wp0, 1.0), branch(wm0, -1.0), D)
+
     def conserved(self) -> dict[str, Array]:
         if self.depth == 2:
             return {"w_plus*w_minus": self.w_plus * self.w_minus}
@@ -117,6 +144,18 @@ class HadamardNet(AbstractModel):
 
     def predictor(self) -> Float[Array, " d"]:
         return self.u * self.v
+
+    def potential(self) -> ExponentialPotential:
+        r"""The potential of this initialisation's flow: $\beta = a e^{2s} - b e^{-2s}$ with
+        $a = (u_0+v_0)^2/4$, $b = (u_0-v_0)^2/4$ (`linflow.limits.diagonal_paths`), started
+        anywhere ($u_0 v_0 \ne 0$ included)."""
+        return ExponentialPotential((self.u + self.v) ** 2 / 4, (self.u - self.v) ** 2 / 4, 2)
+
+    def at_dual_point(self, s: Float[Array, " d"]) -> "HadamardNet":
+        r"""$u \pm v = (u_0 \pm v_0)e^{\pm s}$."""
+        p = (self.u + self.v) * jnp.exp(s)
+        m = (self.u - self.v) * jnp.exp(-s)
+        return HadamardNet(0.5 * (p + m), 0.5 * (p - m))
 
     def imbalances(self) -> dict[str, tuple[Array, Array]]:
         return {"u^2-v^2": (self.u**2, self.v**2)}
