@@ -161,3 +161,88 @@ def test_bad_input():
     assert out.result == lf.RESULTS.max_steps_reached
     with pytest.raises(ValueError, match="`alpha`"):
         lf.SaveAt.rescaled(np.array([0.1]), 2.0)
+
+
+def _q_alpha_reference(X, y, alpha):
+    """argmin Q_alpha(beta) s.t. X beta = y at depth 2, independently of linflow: damped
+    Newton on the dual F(nu) = sum_i psi(x_i^T nu) - y^T nu with psi(s) = alpha^2 cosh(4s)/2
+    (psi' = 2 alpha^2 sinh(4s) = beta on the flow's path), in log space (alpha^2 underflows
+    below 1e-154), started from the min-l1 LP's dual certificate scaled into the box."""
+    n, d = X.shape
+    la = 2 * np.log(alpha)
+    lp = scipy.optimize.linprog(
+        np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs"
+    )
+    nu = -np.log(alpha) * lp.eqlin.marginals / 2
+
+    def parts(nu):
+        s = X.T @ nu
+        e_p, e_m = np.exp(la + 4 * np.abs(s)), np.exp(la - 4 * np.abs(s))
+        return np.sum(e_p + e_m) / 4 - y @ nu, np.sign(s) * (e_p - e_m), 4 * (e_p + e_m)
+
+    F, beta, h = parts(nu)
+    for _ in range(200):
+        g = X @ beta - y
+        if np.linalg.norm(g) <= 1e-15 * np.linalg.norm(y):
+            break
+        H = (X * h) @ X.T
+        # (Regularised: off the support the curvature underflows and H is singular.)
+        step = np.linalg.solve(H + 1e-14 * np.trace(H) * np.eye(n), -g)
+        t = 1.0
+        while True:
+            F1, b1, h1 = parts(nu + t * step)
+            if F1 <= F + 1e-4 * t * (g @ step) or t < 1e-12:
+                break
+            t /= 2
+        nu, F, beta, h = nu + t * step, F1, b1, h1
+    assert np.linalg.norm(X @ beta - y) <= 1e-12 * np.linalg.norm(y)
+    return beta
+
+
+@pytest.mark.slow  # four flows and five Newton solves (~40 s on a loaded 2-core CPU)
+def test_flows_at_vanishing_scales_converge_in_as_many_steps_as_alpha_1e3():
+    # Before the log-space predictor, alpha^2 (and sqrt(a b)) underflowed: alpha = 1e-100
+    # and 1e-200 never left beta = 0 and ran out of steps.
+    import jax.random as jr
+
+    prob, _ = lf.problems.generators.sparse_regression(jr.PRNGKey(1), 10, 30, 3)
+    X, y = np.asarray(prob.X), np.asarray(prob.Y)
+    l1 = _min_l1_lp(X, y)
+    steps = {}
+    for alpha in [1e-3, 1e-60, 1e-100, 1e-200]:
+        sol = lf.flow(lf.DiagonalNet.unbiased(30, alpha), prob)
+        steps[alpha] = int(sol.stats["num_steps"])
+        beta = np.asarray(sol.final_predictor)
+        if alpha == 1e-3:
+            # The reference against linflow's own solver where that one is accurate.
+            q = np.asarray(lf.limits.hypentropy_minimiser(X, y, alpha))
+            np.testing.assert_allclose(_q_alpha_reference(X, y, alpha), q, atol=1e-12)
+            continue
+        # The stop (relative excess 1e-10) leaves ~1e-10 in beta; measured <= 1.1e-10.
+        np.testing.assert_allclose(beta, _q_alpha_reference(X, y, alpha), atol=1e-8)
+        np.testing.assert_allclose(beta, l1, atol=1e-6)  # LP tolerance ~1e-9
+        assert np.all(np.isfinite(np.asarray(jax.vmap(lambda m: m.predictor())(sol.models))))
+        assert steps[alpha] <= 3 * steps[1e-3], steps
+
+
+def test_log_space_predictor_is_exact_where_alpha_squared_underflows():
+    # beta_i = 2 alpha^2 sinh(4 s_i) = sign(s) exp(2 log alpha + 4|s|) (1 - exp(-8|s|)):
+    # closed form in log space, checked at alpha = 1e-200 (alpha^2 = 0 in float64).
+    from linflow._reduced import DualFlowSystem
+
+    X = np.eye(3)
+    alpha = 1e-200
+    system = DualFlowSystem(lf.DiagonalNet.unbiased(3, alpha), jnp.asarray(X))
+    nu = jnp.array([0.0, 231.0, -232.0])
+    beta = np.asarray(system.predictor(nu))
+    s = np.asarray(nu)
+    want = np.sign(s) * np.exp(2 * np.log(alpha) + 4 * np.abs(s)) * -np.expm1(-8 * np.abs(s))
+    np.testing.assert_allclose(beta, want, rtol=1e-13)
+    assert beta[1] > 1 and beta[2] < -1  # where alpha^2 = 0 gave beta = 0
+    # The same under jit, and its derivative at s = 0 is 8 alpha^2 (underflows to 0 here;
+    # at alpha = 1e-100 it is 8e-200, a float).
+    jitted = jax.jit(lambda sys_, v: sys_.predictor(v))(system, nu)
+    np.testing.assert_allclose(jitted, beta, rtol=1e-15)
+    small = DualFlowSystem(lf.DiagonalNet.unbiased(3, 1e-100), jnp.asarray(X))
+    J = jax.jacfwd(small.predictor)(jnp.zeros(3))
+    np.testing.assert_allclose(np.diag(np.asarray(J)), 8e-200, rtol=1e-13)
