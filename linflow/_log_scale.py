@@ -52,3 +52,22 @@ def log_square(w):
     $|w| < 10^{-154}$)."""
     aw = jnp.abs(w)
     return jnp.where(aw > 0, 2 * jnp.log(jnp.where(aw > 0, aw, 1.0)), -jnp.inf)
+
+
+_TINY = 1e-70  # below this |w|, w^2 w'^2 can underflow (1e-280 > smallest normal 2.2e-308)
+
+
+def square_exp_difference(w_plus, w_minus, x, plain):
+    r"""$w_+^2 e^{x} - w_-^2 e^{-x}$: `plain(w_+^2, w_-^2, x)` (the reduced system's own
+    form, `linflow._reduced._exp_difference`) where no nonzero $|w_\pm|$ is below
+    $10^{-70}$, and `exp_difference` on $\log w_\pm^2$ where one is (there $w_\pm^2$ or
+    $w_+^2 w_-^2$ underflows). Gradient-safe: each branch gets harmless inputs where it is
+    not used."""
+    tiny = ((w_plus != 0) & (jnp.abs(w_plus) < _TINY)) | (
+        (w_minus != 0) & (jnp.abs(w_minus) < _TINY)
+    )
+    a = jnp.where(tiny, 1.0, w_plus**2)
+    b = jnp.where(tiny, 1.0, w_minus**2)
+    big = plain(a, b, x)
+    small = exp_difference(log_square(w_plus), log_square(w_minus), x)
+    return jnp.where(tiny, small, big)

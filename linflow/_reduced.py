@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._log_scale import exp_difference, log_square
+from ._log_scale import square_exp_difference
 from ._system import AbstractFlowSystem
 from .models.diagonal import DiagonalNet, HadamardNet
 from .problems import AbstractProblem, Classification, Regression
@@ -55,10 +55,29 @@ def hadamard_params(model: HadamardNet, s: Float[Array, " d"]) -> HadamardNet:
     return HadamardNet(0.5 * (p + m), 0.5 * (p - m))
 
 
+_LOG_CAP = 230.0  # log(1e100): see `_exp_difference`
+
+
 def _exp_difference(a, b, x):
-    r"""$a e^{x} - b e^{-x}$ for $a, b \ge 0$: `linflow._log_scale.exp_difference` on
-    $\log a$, $\log b$ (capped at $10^{100}$ per term)."""
-    return exp_difference(jnp.log(a), jnp.log(b), x)
+    r"""$a e^{x} - b e^{-x}$ for $a, b \ge 0$, as $2\sqrt{ab}\,\sinh(x + \frac12\log(a/b))$
+    when both are positive: accurate where $e^{\pm x}$ are close to 1 and $a = b$ is large
+    (a large balanced initialisation), where the plain difference loses $\log_{10}(a/|\beta|)$
+    digits.
+
+    Each exponential is capped where its term would pass $10^{100}$ ($\log = 230$): no flow
+    gets there, but a rejected trial step of an explicit solver can (its stages evaluate
+    the field far from the path), and an overflow there, harmless to the solve itself,
+    turned backpropagation's gradient into NaN (zero cotangent times an infinite partial
+    derivative; `benchmarks/differentiate.py` at $d = 10^5$, $\alpha = 1$)."""
+    both = (a > 0) & (b > 0)
+    sa, sb = jnp.where(both, a, 1.0), jnp.where(both, b, 1.0)
+    z = x + 0.5 * (jnp.log(sa) - jnp.log(sb))
+    zmax = jnp.maximum(_LOG_CAP - 0.5 * (jnp.log(sa) + jnp.log(sb)), 0.0)
+    shifted = 2 * jnp.sqrt(sa * sb) * jnp.sinh(jnp.clip(z, -zmax, zmax))
+    la = jnp.log(jnp.where(a > 0, a, 1.0))
+    lb = jnp.log(jnp.where(b > 0, b, 1.0))
+    plain = a * jnp.exp(jnp.minimum(x, _LOG_CAP - la)) - b * jnp.exp(-jnp.maximum(x, lb - _LOG_CAP))
+    return jnp.where(both, shifted, plain)
 
 
 def _power_difference(model: DiagonalNet, s):
@@ -182,16 +201,17 @@ class DualFlowSystem(AbstractFlowSystem):
         r"""$\beta$ at state $\nu$, without the cancellation of $w_+^2 - w_-^2$ where possible."""
         s = y @ self.X
         if isinstance(self.model, DiagonalNet) and self.model.depth == 2:
-            # w_pm = w_pm(0) e^{pm 2s}: beta = a e^{4s} - b e^{-4s}, a, b = w_pm(0)^2, in
-            # log space (a = alpha^2 underflows below alpha = 1e-154: `linflow._log_scale`).
-            la, lb = log_square(self.model.w_plus), log_square(self.model.w_minus)
-            return exp_difference(la, lb, 4 * s)
+            # w_pm = w_pm(0) e^{pm 2s}: beta = a e^{4s} - b e^{-4s}, a, b = w_pm(0)^2 (in log
+            # space where a b underflows: `linflow._log_scale`).
+            return square_exp_difference(
+                self.model.w_plus, self.model.w_minus, 4 * s, _exp_difference
+            )
         if isinstance(self.model, DiagonalNet):
             return _power_difference(self.model, s)
         if isinstance(self.model, HadamardNet):
             # u pm v = (u0 pm v0) e^{pm s}: beta = uv = (p e^{2s} - m e^{-2s}) / 4.
             u0, v0 = self.model.u, self.model.v
-            return 0.25 * exp_difference(log_square(u0 + v0), log_square(u0 - v0), 2 * s)
+            return 0.25 * square_exp_difference(u0 + v0, u0 - v0, 2 * s, _exp_difference)
         return self.to_model(y).predictor()  # pragma: no cover
 
     def predictor_magnitude(self, y, predictor):
