@@ -324,6 +324,39 @@ for alpha, k in settings:
           f"excess nuclear norm {float(jnp.linalg.norm(M, 'nuc')) - nuc_star:+.3f}, "
           f"relative error {err:.2e}")
 """),
+    md(r"""
+## 5. Vanishing initialisation: saddle to saddle
+
+As $\alpha\to0$ the flow, in rescaled time $\tau = t/\log(1/\alpha)$, jumps between saddles
+(Pesme & Flammarion 2023). `linflow.limits.saddle_to_saddle` computes the limit staircase (jump
+times and saddles; the last saddle is the min-$\ell_1$ interpolator) and `SaveAt.rescaled`
+samples the flow on that clock; the flows converge onto the staircase as $\alpha$ shrinks.
+"""),
+    code(r"""
+import matplotlib.pyplot as plt
+import numpy as np
+
+rng = np.random.default_rng(7)
+Xs, ys = rng.standard_normal((5, 10)), rng.standard_normal(5)
+proc = lf.limits.saddle_to_saddle(Xs, ys)
+print("jump times:", np.round(np.asarray(proc.times), 3))
+print("last saddle - min-l1:", float(jnp.abs(proc.saddles[-1] - lf.limits.min_l1(Xs, ys)).max()))
+taus = np.linspace(0, 1.5 * float(proc.times[-1]), 40 if SMALL else 200)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+support = np.flatnonzero(np.any(np.asarray(proc.saddles) != 0, axis=0))
+alphas = [(1e-5, ":"), (1e-30, "-")] if SMALL else [(1e-5, ":"), (1e-10, "--"), (1e-30, "-")]
+for alpha, ls in alphas:
+    sol = lf.flow(lf.DiagonalNet.unbiased(10, alpha), lf.Regression(Xs, ys),
+                  saveat=lf.SaveAt.rescaled(taus, alpha))
+    B = np.asarray(jax.vmap(lambda m: m.predictor())(sol.models))
+    for j in support:
+        ax.plot(taus, B[:, j], ls, color=f"C{j}")
+limit = np.asarray(proc.predictor(taus))
+for j in support:
+    ax.step(taus, limit[:, j], where="post", color="k", lw=0.8)
+ax.set_xlabel(r"$\tau = t/\log(1/\alpha)$")
+ax.set_ylabel(r"$\beta_i$");
+"""),
 ]
 
 SCALING = [

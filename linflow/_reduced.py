@@ -25,7 +25,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._system import AbstractFlowSystem
-from .limits.diagonal_paths import _exp_difference as _exp_difference
 from .models._base import AbstractModel
 from .problems import AbstractProblem, Classification, Regression
 

@@ -1,7 +1,7 @@
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 
 class SaveAt(eqx.Module):
@@ -41,6 +41,24 @@ class SaveAt(eqx.Module):
             raise ValueError(f"`SaveAt(num=...)` must be >= 1, got {self.num}.")
         if self.t_min is not None and self.t_max is not None and not 0 < self.t_min < self.t_max:
             raise ValueError("`SaveAt` needs 0 < t_min < t_max.")
+
+    @classmethod
+    def rescaled(cls, taus: Float[ArrayLike, " times"], alpha: float) -> "SaveAt":
+        r"""Save at rescaled times $\tau = t/\log(1/\alpha)$: the clock of the
+        $\alpha\to0$ limit of a depth-2 diagonal net from scale $\alpha$, on which its
+        plateaus and jumps stay put whatever $\alpha$ is (`linflow.limits.saddle_to_saddle`).
+        The flow's `ts` are the unscaled times $t = \tau\log(1/\alpha)$.
+
+        **Arguments:**
+
+        - `taus`: rescaled save times, increasing, $\ge 0$, shape `(times,)`.
+        - `alpha`: the initialisation scale, $0 < \alpha < 1$.
+        """
+        alpha = float(alpha)
+        if not 0 < alpha < 1:
+            raise ValueError(f"`alpha` must be in (0, 1) for rescaled time, got {alpha}.")
+        taus = np.asarray(taus, dtype=np.float64)
+        return cls(ts=jnp.asarray(taus * -np.log(alpha)))
 
     def times(self, time_scale: float | Float[Array, ""], dtype) -> Float[Array, " times"]:
         """The save times for a problem whose natural time scale is `time_scale`."""

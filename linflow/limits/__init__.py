@@ -50,6 +50,10 @@ from .riccati import (
     symmetric_riccati_solution as symmetric_riccati_solution,
     symmetric_spectral_solution as symmetric_spectral_solution,
 )
+from .saddle_to_saddle import (
+    SaddleToSaddle as SaddleToSaddle,
+    saddle_to_saddle as saddle_to_saddle,
+)
 from .schatten import (
     joint_eigenbasis as joint_eigenbasis,
     qmu_minimiser as qmu_minimiser,

@@ -31,29 +31,46 @@ from .._checks import as_float_array, check_finite, is_concrete
 from .potential import AbstractPotential
 
 
-_LOG_CAP = 230.0  # log(1e100): see `_exp_difference`
+_LOG_CAP = 230.0  # log(1e100): see `exp_difference`
 
 
-def _exp_difference(a, b, x):
-    r"""$a e^{x} - b e^{-x}$ for $a, b \ge 0$, as $2\sqrt{ab}\,\sinh(x + \frac12\log(a/b))$
-    when both are positive: accurate where $e^{\pm x}$ are close to 1 and $a = b$ is large
-    (a large balanced initialisation), where the plain difference loses $\log_{10}(a/|\beta|)$
-    digits.
+def log_square(w):
+    r"""$\log w^2$ ($-\infty$ where $w = 0$), without forming $w^2$ (which underflows for
+    $|w| < 10^{-154}$)."""
+    aw = jnp.abs(w)
+    return jnp.where(aw > 0, 2 * jnp.log(jnp.where(aw > 0, aw, 1.0)), -jnp.inf)
 
-    Each exponential is capped where its term would pass $10^{100}$ ($\log = 230$): no flow
-    gets there, but a rejected trial step of an explicit solver can (its stages evaluate
-    the field far from the path), and an overflow there, harmless to the solve itself,
-    turned backpropagation's gradient into NaN (zero cotangent times an infinite partial
+
+def exp_difference(log_a, log_b, x):
+    r"""$a e^{x} - b e^{-x}$ for $a, b \ge 0$ given as $\log a$, $\log b$ ($-\infty$ for 0).
+
+    Where both are positive it is formed as $2e^{m}\sinh z$, $m = \frac12(\log a + \log b)$,
+    $z = x + \frac12(\log a - \log b)$, and as $\operatorname{sign}(z)e^{m + |z|}
+    (1 - e^{-2|z|})$ for $|z| \ge 1$: full relative accuracy at a large balanced
+    initialisation (where the plain difference loses $\log_{10}(a/|\beta|)$ digits) and at
+    any small one. At $\alpha = 10^{-200}$, $a = b = \alpha^2$ is 0 in float64 and
+    $\sqrt{ab}$ already underflows below $\alpha \approx 10^{-77}$; their logarithms are
+    ordinary numbers, so the predictor stays exact for any $\alpha > 0$ that is a float.
+
+    Each term is capped where it would pass $10^{100}$ ($\log = 230$): no flow gets there,
+    but a rejected trial step of an explicit solver can (its stages evaluate the field far
+    from the path), and an overflow there, harmless to the solve itself, turns
+    backpropagation's gradient into NaN (zero cotangent times an infinite partial
     derivative; `benchmarks/differentiate.py` at $d = 10^5$, $\alpha = 1$)."""
-    both = (a > 0) & (b > 0)
-    sa, sb = jnp.where(both, a, 1.0), jnp.where(both, b, 1.0)
-    z = x + 0.5 * (jnp.log(sa) - jnp.log(sb))
-    zmax = jnp.maximum(_LOG_CAP - 0.5 * (jnp.log(sa) + jnp.log(sb)), 0.0)
-    shifted = 2 * jnp.sqrt(sa * sb) * jnp.sinh(jnp.clip(z, -zmax, zmax))
-    la = jnp.log(jnp.where(a > 0, a, 1.0))
-    lb = jnp.log(jnp.where(b > 0, b, 1.0))
-    plain = a * jnp.exp(jnp.minimum(x, _LOG_CAP - la)) - b * jnp.exp(-jnp.maximum(x, lb - _LOG_CAP))
-    return jnp.where(both, shifted, plain)
+    fa, fb = jnp.isfinite(log_a), jnp.isfinite(log_b)
+    both = fa & fb
+    la = jnp.where(fa, log_a, 0.0)
+    lb = jnp.where(fb, log_b, 0.0)
+    m = 0.5 * (la + lb)
+    zmax = jnp.maximum(_LOG_CAP - m, 0.0)
+    z = jnp.clip(x + 0.5 * (la - lb), -zmax, zmax)
+    small = jnp.abs(z) < 1
+    near = 2 * jnp.exp(m) * jnp.sinh(jnp.where(small, z, 0.0))
+    za = jnp.where(small, 1.0, jnp.abs(z))
+    far = jnp.sign(z) * jnp.exp(m + za) * -jnp.expm1(-2 * za)
+    plus = jnp.where(fa, jnp.exp(jnp.minimum(la + x, _LOG_CAP)), 0.0)
+    minus = jnp.where(fb, jnp.exp(jnp.minimum(lb - x, _LOG_CAP)), 0.0)
+    return jnp.where(both, jnp.where(small, near, far), plus - minus)
 
 
 def _power_difference(wp0, wm0, D, s):
@@ -146,21 +163,52 @@ class ExponentialPotential(AbstractPotential):
     r"""$\beta = a e^{ks} - b e^{-ks}$ (module doc): the potential of a Hadamard product or a
     depth-2 diagonal network started anywhere ($u_0 v_0 \ne 0$ included).
 
-    **Arguments:** `a`, `b`: shape `(d,)`, $\ge 0$; `rate`: $k > 0$ (static).
+    The prefactors are held as $\log a$, $\log b$ ($-\infty$ for 0), so a vanishing scale
+    ($a = \alpha^2$ below the smallest float) keeps its predictor exact.
+
+    **Arguments:** `a`, `b`: shape `(d,)`, $\ge 0$; `rate`: $k > 0$ (static). Or, keyword
+    only, `log_a`, `log_b` in place of `a`, `b` (`log_square(w)` gives $\log w^2$ without
+    forming $w^2$).
     """
 
-    a: Float[Array, " d"]
-    b: Float[Array, " d"]
+    log_a: Float[Array, " d"]
+    log_b: Float[Array, " d"]
     rate: int = eqx.field(static=True)
 
-    def __init__(self, a, b, rate: int = 2):
-        a, b = _check_pair(a, b, "a", "b")
-        if is_concrete(a) and not (np.all(np.asarray(a) >= 0) and np.all(np.asarray(b) >= 0)):
-            raise ValueError("`a` and `b` must be >= 0.")
-        self.a, self.b = a, b
+    def __init__(self, a=None, b=None, rate: int = 2, *, log_a=None, log_b=None):
+        if (a is None) == (log_a is None) or (b is None) == (log_b is None):
+            raise TypeError("Give `a` and `b`, or `log_a` and `log_b`.")
+        if a is not None:
+            a, b = _check_pair(a, b, "a", "b")
+            if is_concrete(a) and not (np.all(np.asarray(a) >= 0) and np.all(np.asarray(b) >= 0)):
+                raise ValueError("`a` and `b` must be >= 0.")
+            log_a = jnp.where(a > 0, jnp.log(jnp.where(a > 0, a, 1.0)), -jnp.inf)
+            log_b = jnp.where(b > 0, jnp.log(jnp.where(b > 0, b, 1.0)), -jnp.inf)
+        else:
+            log_a = as_float_array(log_a, "log_a", ndim=1)
+            log_b = as_float_array(log_b, "log_b", ndim=1)
+            if log_a.shape != log_b.shape:
+                raise ValueError(
+                    f"`log_a` and `log_b` must have the same shape, got {tuple(log_a.shape)} "
+                    f"and {tuple(log_b.shape)}."
+                )
+            if is_concrete(log_a) and is_concrete(log_b):
+                if np.any(np.isnan(np.asarray(log_a))) or np.any(np.isnan(np.asarray(log_b))):
+                    raise ValueError("`log_a` and `log_b` must not be NaN.")
+                if np.any(np.asarray(log_a) == np.inf) or np.any(np.asarray(log_b) == np.inf):
+                    raise ValueError("`log_a` and `log_b` must be < +inf.")
+        self.log_a, self.log_b = log_a, log_b
         if not isinstance(rate, int) or rate <= 0:
             raise ValueError(f"`rate` must be a positive integer, got {rate!r}.")
         self.rate = rate
+
+    @property
+    def a(self) -> Float[Array, " d"]:
+        return jnp.exp(self.log_a)
+
+    @property
+    def b(self) -> Float[Array, " d"]:
+        return jnp.exp(self.log_b)
 
     @property
     def power(self) -> int:
@@ -171,36 +219,47 @@ class ExponentialPotential(AbstractPotential):
         return 0
 
     def log_scale(self):
-        return jnp.zeros((), self.a.dtype)
+        return jnp.zeros((), self.log_a.dtype)
 
     def log_amplitude(self):
-        total = self.a + self.b
-        return jnp.where(total > 0, jnp.log(jnp.where(total > 0, total, 1.0)), jnp.inf)
+        total = jnp.logaddexp(self.log_a, self.log_b)
+        return jnp.where(jnp.isfinite(total), total, jnp.inf)
 
     def dual_terms(self, s, log_scale):
         k = self.rate
-        f = jnp.exp(2 * log_scale)
-        a, b = f * self.a, f * self.b
-        beta = _exp_difference(a, b, k * s)
-        la = jnp.log(jnp.where(a > 0, a, 1.0))
-        lb = jnp.log(jnp.where(b > 0, b, 1.0))
-        ep = jnp.where(a > 0, jnp.exp(jnp.minimum(k * s + la, 800.0)), 0.0)
-        em = jnp.where(b > 0, jnp.exp(jnp.minimum(-k * s + lb, 800.0)), 0.0)
+        la, lb = self.log_a + 2 * log_scale, self.log_b + 2 * log_scale
+        beta = exp_difference(la, lb, k * s)
+        fa, fb = jnp.isfinite(la), jnp.isfinite(lb)
+        la0, lb0 = jnp.where(fa, la, 0.0), jnp.where(fb, lb, 0.0)
+        ep = jnp.where(fa, jnp.exp(jnp.minimum(k * s + la0, 800.0)), 0.0)
+        em = jnp.where(fb, jnp.exp(jnp.minimum(-k * s + lb0, 800.0)), 0.0)
+        a, b = jnp.where(fa, jnp.exp(la0), 0.0), jnp.where(fb, jnp.exp(lb0), 0.0)
         psi = (
             a * jnp.expm1(jnp.minimum(k * s, 800.0)) + b * jnp.expm1(jnp.minimum(-k * s, 800.0))
         ) / k
         return beta, psi, k * (ep + em)
 
     def value(self, beta):
-        # s with a e^{ks} - b e^{-ks} = beta: e^{ks} = (beta + sqrt(beta^2 + 4ab)) / (2a).
-        k, a, b = self.rate, self.a, self.b
-        both = (a > 0) & (b > 0)
-        sa, sb = jnp.where(both, a, 1.0), jnp.where(both, b, 1.0)
-        ks_both = jnp.arcsinh(beta / (2 * jnp.sqrt(sa * sb))) - 0.5 * jnp.log(sa / sb)
-        ks_a = jnp.log(beta / jnp.where(a > 0, a, 1.0))
-        ks_b = -jnp.log(-beta / jnp.where(b > 0, b, 1.0))
-        ks = jnp.where(both, ks_both, jnp.where(a > 0, ks_a, ks_b))
-        ks = jnp.where((a > 0) | (b > 0), ks, 0.0)
+        # s with a e^{ks} - b e^{-ks} = beta: ks = arcsinh(beta / (2 sqrt(ab))) - log(a/b) / 2,
+        # the arcsinh in log space where beta / sqrt(ab) would overflow.
+        k, la, lb = self.rate, self.log_a, self.log_b
+        fa, fb = jnp.isfinite(la), jnp.isfinite(lb)
+        both = fa & fb
+        la0, lb0 = jnp.where(fa, la, 0.0), jnp.where(fb, lb, 0.0)
+        m = 0.5 * (la0 + lb0)
+        absb = jnp.abs(beta)
+        lx = jnp.log(jnp.where(absb > 0, absb, 1.0)) - m - jnp.log(2.0)
+        big = (absb > 0) & (lx > 20)
+        asinh = jnp.where(
+            big,
+            jnp.sign(beta) * (jnp.where(big, lx, 0.0) + jnp.log(2.0)),
+            jnp.arcsinh(jnp.sign(beta) * jnp.exp(jnp.minimum(lx, 20.0))) * (absb > 0),
+        )
+        ks_both = asinh - 0.5 * (la0 - lb0)
+        ks_a = jnp.log(jnp.where(beta > 0, beta, 1.0)) - la0
+        ks_b = -(jnp.log(jnp.where(beta < 0, -beta, 1.0)) - lb0)
+        ks = jnp.where(both, ks_both, jnp.where(fa, ks_a, ks_b))
+        ks = jnp.where(fa | fb, ks, 0.0)
         _, psi, _ = self.dual_terms(ks / k, jnp.zeros((), beta.dtype))
         return jnp.sum(beta * ks / k - psi)
 

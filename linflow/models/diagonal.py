@@ -6,7 +6,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._checks import as_float_array, check_positive
-from ..limits.diagonal_paths import DeepDiagonalPotential, ExponentialPotential
+from ..limits.diagonal_paths import DeepDiagonalPotential, ExponentialPotential, log_square
 from ._base import AbstractModel
 
 
@@ -89,7 +89,9 @@ class DiagonalNet(AbstractModel):
         its minimiser is `hypentropy_minimiser(X, y, alpha, depth=depth, w0=w0)` (Woodworth et
         al. 2020, Thm 1, Thm 3)."""
         if self.depth == 2:
-            return ExponentialPotential(self.w_plus**2, self.w_minus**2, 4)
+            return ExponentialPotential(
+                log_a=log_square(self.w_plus), log_b=log_square(self.w_minus), rate=4
+            )
         return DeepDiagonalPotential(self.w_plus, self.w_minus, self.depth)
 
     def at_dual_point(self, s: Float[Array, " d"]) -> "DiagonalNet":
@@ -149,7 +151,12 @@ class HadamardNet(AbstractModel):
         r"""The potential of this initialisation's flow: $\beta = a e^{2s} - b e^{-2s}$ with
         $a = (u_0+v_0)^2/4$, $b = (u_0-v_0)^2/4$ (`linflow.limits.diagonal_paths`), started
         anywhere ($u_0 v_0 \ne 0$ included)."""
-        return ExponentialPotential((self.u + self.v) ** 2 / 4, (self.u - self.v) ** 2 / 4, 2)
+        quarter = 2 * jnp.log(2.0)  # a, b = (u0 +- v0)^2 / 4, in log space
+        return ExponentialPotential(
+            log_a=log_square(self.u + self.v) - quarter,
+            log_b=log_square(self.u - self.v) - quarter,
+            rate=2,
+        )
 
     def at_dual_point(self, s: Float[Array, " d"]) -> "HadamardNet":
         r"""$u \pm v = (u_0 \pm v_0)e^{\pm s}$."""
