@@ -6,7 +6,7 @@ import numpy as np
 
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._checks import is_concrete
-from ._results import RESULTS
+from ._results import RESULTS, raise_if_failed
 from ._saveat import SaveAt
 from ._solution import FlowSolution
 from ._solver import Auto, Fallback, SolverChoice
@@ -132,9 +132,10 @@ def flow(
                 "`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
                 "`t1=inf` (the default) or a `stop`."
             )
-    return _integrate(
-        system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint
-    )
+    sol = _integrate(system, problem, ts, stop, solver, float(t1), int(max_steps), adjoint)
+    # Outside the compiled solve, so that a concrete failure's error can name the residual
+    # reached (under jit/vmap: an `eqx.error_if` on `final`).
+    return raise_if_failed(sol, stop) if throw else sol
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
@@ -165,7 +166,7 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
 
 
 @eqx.filter_jit
-def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint):
+def _integrate(system, problem, ts, stop, choice, t1, max_steps, adjoint):
     # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
     # scales or initialisations reuse it.
     implicit = isinstance(adjoint, ImplicitAdjoint)
@@ -328,9 +329,6 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
     losses = jax.vmap(lambda m: problem.loss(m.predictor()))(models)
     final_predictor = system.predictor(final_y)
     residual = problem.relative_excess(final_predictor)
-    if throw:
-        bad = (result != RESULTS.converged) & (result != RESULTS.successful)
-        final = result.error_if(final, bad)
     stats = dict(phase.stats, max_steps=jnp.asarray(max_steps))
     return FlowSolution(
         ts=ts,

@@ -97,7 +97,7 @@ import lineax.internal as lxi
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import as_float_array, check_finite, check_positive, is_concrete
+from .._checks import as_float_array, check_depth, check_finite, check_positive, is_concrete
 
 
 _NUM_STAGES = 16
@@ -125,11 +125,7 @@ _OUTLIER = 10.0
 
 
 def _check_depth(depth):
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
-        raise TypeError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    if depth < 2:
-        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    return int(depth)
+    return check_depth(depth)
 
 
 def _check_alpha(alpha):

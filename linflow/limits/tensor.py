@@ -40,7 +40,7 @@ import numpy as np
 import scipy.optimize
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, check_finite, check_positive
+from .._checks import as_float_array, check_depth, check_finite, check_positive
 from ..models.tensor import TensorNet, dft_matrix, is_even
 
 
@@ -48,9 +48,7 @@ from ..models.tensor import TensorNet, dft_matrix, is_even
 
 
 def _check_depth(depth) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
-        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    return int(depth)
+    return check_depth(depth)
 
 
 def tensor_h_radius(depth: int) -> float:
@@ -369,8 +367,7 @@ def tensor_regression_limit(
         raise ValueError(f"`eta` must have shape ({m},), got {eta.shape}.")
     if not np.all(np.abs(eta) > 0):
         raise ValueError("`eta` must have no zero entry (Thm 5 needs |eta_j| >= lambda > 0).")
-    check_positive(alpha, "alpha")
-    alpha = float(alpha)
+    alpha = float(check_positive(alpha, "alpha"))
     if np.linalg.matrix_rank(XS) < n:
         raise ValueError(f"`XS` (shape {XS.shape}) must have full row rank n = {n}.")
     la = np.log(alpha)
