@@ -142,8 +142,9 @@ def _run(model, problem, opt, lr, save_steps, stop):
         if stop is None:
             return jnp.asarray(False)
         model = eqx.combine(p, static)
-        tol = excess_tolerance(stop, problem, model.predictor_magnitude())
-        return problem.relative_excess(model.predictor()) <= tol
+        pred = model.predictor()
+        tol = excess_tolerance(stop, problem, model.predictor_magnitude(), pred.dtype)
+        return problem.relative_excess(pred) <= tol
 
     def bad(loss):
         return ~jnp.isfinite(loss)

@@ -61,9 +61,9 @@ def raise_if_failed(sol, stop):
     target = "" if stop is None else f"; the stop asks for {stop.rtol:g} (or its rounding floor)"
     where = f" (batch member {first}, of {bad.size})" if bad.ndim else ""
     raise eqx.EquinoxRuntimeError(
-        f"{names.ravel()[first]}{where}: {text}\nThe run ended at t = {float(pick(sol.t_final)):.4g} "
+        f"{names.ravel()[first]}{where}: {text}\n"
+        f"The run ended at t = {float(pick(sol.t_final)):.4g} "
         f"after {int(pick(sol.stats['num_steps']))} steps with relative excess loss "
         f"(`FlowSolution.residual`) {float(pick(sol.residual)):.3g}{target}. Pass `throw=False` "
         "to get the solution."
     )
-
