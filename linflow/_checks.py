@@ -15,15 +15,33 @@ def is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None) -> jax.Array:
-    """Convert `x` to a floating JAX array, checking its rank."""
+def _check_numeric(x, name: str):
+    """Raise `TypeError` unless `x` is a real number or an array of real numbers."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"`{name}` must be a real number or array, got {type(x).__name__}.")
     if not is_concrete(x):
-        arr = x
+        dtype = x.dtype
     else:
         try:
-            arr = jnp.asarray(x)
-        except Exception as e:  # pragma: no cover - depends on the input type
-            raise TypeError(f"`{name}` must be an array, got {type(x).__name__}.") from e
+            dtype = np.asarray(x).dtype
+        except Exception as e:  # depends on the input type
+            raise TypeError(
+                f"`{name}` must be a real number or array, got {type(x).__name__}."
+            ) from e
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)) or (
+        jnp.issubdtype(dtype, jnp.bool_)
+    ):
+        raise TypeError(
+            f"`{name}` must be a real number or array of real numbers, got "
+            f"{type(x).__name__} of dtype {dtype}."
+        )
+
+
+def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None) -> jax.Array:
+    """Convert `x` to a floating JAX array, checking its type (`TypeError`), rank and that it
+    is not empty (`ValueError`)."""
+    _check_numeric(x, name)
+    arr = x if not is_concrete(x) else jnp.asarray(x)
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
     if ndim is not None:
@@ -33,6 +51,8 @@ def as_float_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None) -
             raise ValueError(
                 f"`{name}` must have {want} dimension(s), got shape {tuple(arr.shape)}."
             )
+    if arr.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(arr.shape)}): it needs entries.")
     return arr
 
 
@@ -46,9 +66,32 @@ def check_finite(x, name: str):
 
 
 def check_positive(x, name: str):
-    """Raise `ValueError` unless every entry of `x` is > 0."""
+    """Raise `ValueError` unless every entry of `x` is finite and > 0 (`TypeError` unless it
+    is a real number or array). Under `jit` the check is an `eqx.error_if` on the returned
+    value: use it, `x = check_positive(x, "x")`."""
+    _check_numeric(x, name)
     if is_concrete(x):
-        if not bool(np.all(np.asarray(x) > 0)):
-            raise ValueError(f"`{name}` must be > 0, got {np.asarray(x)!r}.")
+        arr = np.asarray(x)
+        if not bool(np.all((arr > 0) & np.isfinite(arr))):
+            raise ValueError(f"`{name}` must be > 0 and finite, got {arr!r}.")
         return x
-    return eqx.error_if(x, ~jnp.all(x > 0), f"`{name}` must be > 0.")
+    bad = ~jnp.all((x > 0) & jnp.isfinite(x))
+    return eqx.error_if(x, bad, f"`{name}` must be > 0 and finite.")
+
+
+def check_count(n, name: str) -> int:
+    """`n` as an int: `TypeError` unless it is an integer, `ValueError` unless >= 1."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"`{name}` must be a positive integer, got {type(n).__name__} {n!r}.")
+    if n < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {n!r}.")
+    return int(n)
+
+
+def check_depth(depth, name: str = "depth") -> int:
+    """`depth` as an int: `TypeError` unless it is an integer, `ValueError` unless >= 2."""
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer >= 2, got {type(depth).__name__} {depth!r}.")
+    if depth < 2:
+        raise ValueError(f"`{name}` must be an integer >= 2, got {depth!r}.")
+    return int(depth)

@@ -6,11 +6,11 @@ import numpy as np
 
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._checks import is_concrete
-from ._results import RESULTS
+from ._results import RESULTS, raise_if_failed
 from ._saveat import SaveAt
 from ._solution import FlowSolution
 from ._solver import Auto, Fallback, SolverChoice
-from ._stop import Converged, excess_tolerance
+from ._stop import Converged, excess_tolerance, precision_floor
 from ._system import AbstractFlowSystem, GradientFlowSystem
 from .models._base import AbstractModel
 from .problems import AbstractProblem
@@ -31,17 +31,32 @@ def _validate(model, problem, stop):
     problem.check_predictor(pred, "model")
     if stop is not None and not isinstance(stop, Converged):
         raise TypeError(f"`stop` must be a `linflow.Converged` or None, got {type(stop)}.")
-    leaves = [x for x in jax.tree.leaves(eqx.filter((model, problem), eqx.is_array))]
+    leaves = jax.tree.leaves(eqx.filter((model, problem), eqx.is_array))
     for leaf in leaves:
-        if jnp.issubdtype(leaf.dtype, jnp.floating) and jnp.finfo(leaf.dtype).bits < 64:
-            rtol = stop.rtol if stop is not None else Converged().rtol
-            if rtol < 1e-6:
-                raise TypeError(
-                    f"`model`/`problem` hold {leaf.dtype} arrays but the stop tolerance "
-                    f"rtol={rtol:g} needs float64. Call "
-                    "`jax.config.update('jax_enable_x64', True)` before creating arrays, or "
-                    "pass `stop=linflow.Converged(rtol=1e-5)`."
-                )
+        # float32 works, down to its precision floor (`linflow.Converged`); below float32 the
+        # floor is above 1e-3 and the stop means little.
+        if jnp.issubdtype(leaf.dtype, jnp.floating) and precision_floor(leaf.dtype) > 1e-3:
+            raise TypeError(
+                f"`model`/`problem` hold {leaf.dtype} arrays: flows need float32 or float64 "
+                f"(the stop's precision floor in {leaf.dtype} would be "
+                f"{precision_floor(leaf.dtype):.2g}). Convert them with `.astype(jnp.float32)`."
+            )
+    floats = {
+        name: sorted(
+            {
+                str(x.dtype)
+                for x in jax.tree.leaves(eqx.filter(obj, eqx.is_array))
+                if jnp.issubdtype(x.dtype, jnp.floating)
+            }
+        )
+        for name, obj in (("model", model), ("problem", problem))
+    }
+    if len(set(floats["model"]) | set(floats["problem"])) > 1:
+        raise TypeError(
+            f"`model` holds {'/'.join(floats['model'])} arrays and `problem` "
+            f"{'/'.join(floats['problem'])}: the flow runs in one precision. Convert both to "
+            "float64 (with `jax_enable_x64`) or both to float32."
+        )
     for leaf in jax.tree.leaves(eqx.filter(model, eqx.is_array)):
         if is_concrete(leaf) and not bool(np.all(np.isfinite(leaf))):
             raise ValueError("`model` has non-finite parameters (NaN or inf).")
@@ -75,7 +90,8 @@ def flow(
 
     - `model`: the initial model $\theta(0)$.
     - `problem`: the data and loss, e.g. `linflow.Regression(X, y)`.
-    - `saveat`: which times to save (default `linflow.SaveAt()`: 64 log-spaced times).
+    - `saveat`: which times to save (default `linflow.SaveAt()`: 64 saves, $t = 0$,
+      log-spaced times and the final time).
     - `stop`: the steady-state criterion (default `linflow.Converged()` when `t1` is infinite).
     - `solver`: a diffrax solver, a `linflow.SolverChoice`, a `linflow.Fallback` (one solver,
       then another if the first runs out of its step budget), or `None` for `linflow.Auto()`,
@@ -115,9 +131,6 @@ def flow(
             "or None, "
             f"got {type(solver)}."
         )
-    y0 = system.initial_state()
-    dtype = jnp.result_type(*[x.dtype for x in jax.tree.leaves(eqx.filter(y0, eqx.is_array))])
-    ts = saveat.times(problem.time_scale(), dtype)
     if adjoint is None:
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     if isinstance(adjoint, ImplicitAdjoint):
@@ -132,9 +145,10 @@ def flow(
                 "`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
                 "`t1=inf` (the default) or a `stop`."
             )
-    return _integrate(
-        system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint
-    )
+    sol = _integrate(system, problem, saveat, stop, solver, float(t1), int(max_steps), adjoint)
+    # Outside the compiled solve, so that a concrete failure's error can name the residual
+    # reached (under jit/vmap: an `eqx.error_if` on `final`).
+    return raise_if_failed(sol, stop) if throw else sol
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
@@ -165,7 +179,7 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
 
 
 @eqx.filter_jit
-def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint):
+def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
     # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
     # scales or initialisations reuse it.
     implicit = isinstance(adjoint, ImplicitAdjoint)
@@ -175,6 +189,8 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         system, problem = jax.lax.stop_gradient((system, problem))
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     y0 = system.initial_state()
+    dtype = jnp.result_type(*[x.dtype for x in jax.tree.leaves(eqx.filter(y0, eqx.is_array))])
+    ts = saveat.times(problem.time_scale(), dtype, t1)
     if np.isfinite(t1):
         ts = jnp.minimum(ts, t1)
     ref = problem.reference_loss()
@@ -184,7 +200,7 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         # The system's predictor: for reduced forms, without the cancellation of the model's
         # own (w+^D - w-^D at a large scale would put the stop's floor at its rounding level).
         pred = system.predictor(y)
-        tol = excess_tolerance(stop, problem, system.predictor_magnitude(y, pred))
+        tol = excess_tolerance(stop, problem, system.predictor_magnitude(y, pred), pred.dtype)
         done = problem.relative_excess(pred) <= tol
         if stop.gtol is not None:
             g = system.vector_field(0.0, y, problem)
@@ -223,8 +239,17 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
             # to dt0 = 0.01, which a high-order explicit step can accept in the middle of a
             # fast transient (seen: depth-3 reduced flow, alpha = 10, first step to t = 0.01
             # accepted, loss 1e9).
+            # (Times in the state's dtype: the rule's internal branches must agree on it, and
+            # a float32 state under x64 would otherwise meet float64 times.)
             tnext, _ = controller.init(
-                term, t0, t1, y_start, None, problem, c.solver.func, c.solver.error_order(term)
+                term,
+                jnp.asarray(t0, dtype),
+                jnp.asarray(t1, dtype),
+                y_start,
+                None,
+                problem,
+                c.solver.func,
+                c.solver.error_order(term),
             )
             dt0 = tnext - t0
             # The rule probes the field at y0 + h f(y0); a probe off the model's domain can
@@ -307,15 +332,17 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
     elif stop is not None:
         result = RESULTS.where(result == RESULTS.successful, RESULTS.not_converged, result)
 
-    # Saves requested after a steady state hold that steady state; after a failure, inf.
+    # Saves requested after a steady state hold that steady state; after a failure, NaN.
     after = ts > t_final
     fill = after & (result == RESULTS.converged)
 
     def _fill(x, xf):
         mask = fill.reshape((-1,) + (1,) * (x.ndim - 1))
-        return jnp.where(mask, xf[None], x)
+        nan = (after & ~fill).reshape(mask.shape)
+        return jnp.where(mask, xf[None], jnp.where(nan, jnp.nan, x))
 
     ys_ts = jax.tree.map(_fill, ys_ts, final_y)
+    ts, ys_ts = saveat.select(ts, ys_ts, y0, t_final, final_y)
     ok = (result == RESULTS.converged) | (result == RESULTS.successful)
     models = jax.vmap(system.to_model)(ys_ts)
     if implicit:
@@ -328,9 +355,6 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
     losses = jax.vmap(lambda m: problem.loss(m.predictor()))(models)
     final_predictor = system.predictor(final_y)
     residual = problem.relative_excess(final_predictor)
-    if throw:
-        bad = (result != RESULTS.converged) & (result != RESULTS.successful)
-        final = result.error_if(final, bad)
     stats = dict(phase.stats, max_steps=jnp.asarray(max_steps))
     return FlowSolution(
         ts=ts,

@@ -5,7 +5,7 @@ import numpy as np
 import optax
 
 from ._flow import _validate
-from ._results import RESULTS
+from ._results import RESULTS, raise_if_failed
 from ._solution import FlowSolution
 from ._stop import Converged, excess_tolerance
 from .models._base import AbstractModel
@@ -54,8 +54,10 @@ def gd(
     - `save_steps`: increasing step indices to save (default: 64 log-spaced, 0 and `steps`
       included).
     - `stop`: optional `linflow.Converged`; the run then ends early when it holds, and later
-      saves repeat the final state.
-    - `throw`: raise if the loss became non-finite.
+      saves repeat the final state. If it never holds within `steps`, `result` is
+      `RESULTS.not_converged`.
+    - `throw`: raise if the run did not end well: the loss became non-finite, or a `stop`
+      was given and did not hold within `steps` (the message names the residual reached).
 
     **Returns:** a `linflow.FlowSolution` (`stats["num_steps"]` = steps taken).
     """
@@ -97,12 +99,13 @@ def gd(
         jnp.asarray(save_steps),
         stop,
     )
+    # Without a stop, running all `steps` is the requested end; with one, it is a failure to
+    # converge, reported as such.
+    ended = RESULTS.successful if stop is None else RESULTS.not_converged
     result = RESULTS.where(
-        diverged, RESULTS.diverged, RESULTS.where(converged, RESULTS.converged, RESULTS.successful)
+        diverged, RESULTS.diverged, RESULTS.where(converged, RESULTS.converged, ended)
     )
-    if throw:
-        final = result.error_if(final, diverged)
-    return FlowSolution(
+    sol = FlowSolution(
         ts=jnp.asarray(save_steps, dtype) * clock,
         models=models,
         losses=losses,
@@ -120,6 +123,9 @@ def gd(
         solver="gd" if optimiser is None else "optax",
         form="gd",
     )
+    if throw:
+        sol = raise_if_failed(sol, stop)
+    return sol
 
 
 @eqx.filter_jit
@@ -136,8 +142,9 @@ def _run(model, problem, opt, lr, save_steps, stop):
         if stop is None:
             return jnp.asarray(False)
         model = eqx.combine(p, static)
-        tol = excess_tolerance(stop, problem, model.predictor_magnitude())
-        return problem.relative_excess(model.predictor()) <= tol
+        pred = model.predictor()
+        tol = excess_tolerance(stop, problem, model.predictor_magnitude(), pred.dtype)
+        return problem.relative_excess(pred) <= tol
 
     def bad(loss):
         return ~jnp.isfinite(loss)

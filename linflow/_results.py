@@ -1,4 +1,7 @@
 import diffrax
+import equinox as eqx
+import jax
+import numpy as np
 
 
 class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
@@ -14,8 +17,8 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "reference value. Check the data scale or the initialisation."
     )
     not_converged = (
-        "The integration ended before the stop criterion held (the flow reached `t1`). "
-        "Increase `t1`, or loosen `stop`."
+        "The run ended before the stop criterion held (`flow` reached `t1`, or `gd` ran all "
+        "its `steps`). Increase `t1` or `steps`, or loosen `stop`."
     )
     not_separable = (
         "The data are not linearly separable through the origin: no max-margin direction "
@@ -24,4 +27,51 @@ class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
     solver_failed = (
         "The convex solver of the limit did not return an optimal solution to the requested "
         "accuracy."
+    )
+
+
+def result_names(result: RESULTS) -> "str | np.ndarray":
+    """The name of each outcome in `result` (e.g. `"converged"`): a `str` for a single run, a
+    NumPy array of strings of the batch's shape for a batched one. Needs concrete values
+    (outside `jit`)."""
+    value = result._value
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            "`FlowSolution.status` needs a concrete solution: read it outside `jit`/`vmap` "
+            "(inside, compare `result` with `linflow.RESULTS.<name>`)."
+        )
+    names = {int(item._value): name for name, item in RESULTS._name_to_item.items()}
+    codes = np.asarray(value)
+    if codes.ndim == 0:
+        return names.get(int(codes), "unknown")
+    return np.vectorize(lambda c: names.get(int(c), "unknown"), otypes=[str])(codes)
+
+
+def raise_if_failed(sol, stop):
+    """`sol` if its run ended well (`converged` or `successful`); otherwise raise.
+
+    For a concrete solution the error (`equinox.EquinoxRuntimeError`) says why the run ended,
+    the time and steps it took, and the relative excess loss reached against the stop's
+    tolerance. Under `jit`/`vmap` it is an `eqx.error_if` on `sol.final` with the outcome's
+    message (read `residual` with `throw=False` there)."""
+    result = sol.result
+    bad = (result != RESULTS.converged) & (result != RESULTS.successful)
+    if isinstance(result._value, jax.core.Tracer):
+        return eqx.tree_at(lambda s: s.final, sol, result.error_if(sol.final, bad))
+    bad = np.asarray(bad)
+    if not bad.any():
+        return sol
+    names = np.atleast_1d(result_names(result))
+    codes = np.atleast_1d(np.asarray(result._value))
+    first = int(np.flatnonzero(bad.ravel())[0])
+    text = RESULTS._index_to_message[int(codes.ravel()[first])]
+    pick = (lambda x: np.asarray(x).ravel()[first]) if bad.ndim else (lambda x: np.asarray(x))
+    target = "" if stop is None else f"; the stop asks for {stop.rtol:g} (or its rounding floor)"
+    where = f" (batch member {first}, of {bad.size})" if bad.ndim else ""
+    raise eqx.EquinoxRuntimeError(
+        f"{names.ravel()[first]}{where}: {text}\n"
+        f"The run ended at t = {float(pick(sol.t_final)):.4g} "
+        f"after {int(pick(sol.stats['num_steps']))} steps with relative excess loss "
+        f"(`FlowSolution.residual`) {float(pick(sol.residual)):.3g}{target}. Pass `throw=False` "
+        "to get the solution."
     )

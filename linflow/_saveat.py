@@ -1,28 +1,44 @@
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 
+_GRID_PER_SAVE = 8  # candidate times per requested save on the default (open-ended) grid
+_GRID_DECADES = 40  # how far past t_min the open-ended grid reaches: 10^40 tau
+
+
 class SaveAt(eqx.Module):
     r"""Which times of the flow to save.
 
-    Either explicit times `ts`, or `num` log-spaced times between `t_min` and `t_max`
-    (gradient flows of small initialisations have plateaus at every time scale, so
-    log-spacing is the default). The state at the stop time is always returned separately
-    as `FlowSolution.final`.
+    Either explicit times `ts`, or `num` saves: $t = 0$, `num - 2` log-spaced times from
+    `t_min`, and the final time of the flow (`FlowSolution.t_final`, where the stop held),
+    whose saved model is `FlowSolution.final`. Gradient flows of small initialisations have
+    plateaus at every time scale, so log-spacing is the default. With `num = 1` only the
+    final time is saved, with `num = 2` also $t = 0$.
 
-    When `t_min`/`t_max` are left as `None` they are chosen from the problem's time scale
-    $\tau = 1/\|X\|_2^2$: from $10^{-3}\tau$ to $10^{7}\tau$.
+    The log-spaced times end where the flow does: the final time is not known before the
+    solve (it is where the stop holds; depth-3 nets at $lpha = 10^{-3}$ end near
+    $t = 5\cdot10^9$), so the solver saves on a fixed grid of `8 * (num - 2)` log-spaced
+    times from `t_min` to $10^{40}	au$ (to `t1` when it is finite), and the `num - 2` grid
+    times before the final time are picked from it, evenly in log-time (a gather: it works
+    under `jit` and `vmap`, where each member keeps its own times). The saves are states of
+    the flow at those times, never interpolated between saves. With an explicit `t_max`
+    the `num - 2` times are exactly `num - 2` log-spaced times from `t_min` to `t_max`.
 
-    Saves requested after the flow stopped at a steady state hold that steady state (the flow
-    moved by less than the stop tolerance there); after a failure they hold `inf`.
+    Explicit times (or an explicit `t_max`) after the flow stopped at a steady state hold
+    that steady state (the flow moved by less than the stop tolerance there); after a failure
+    (`max_steps_reached`, `diverged`) they hold NaN, in the models and in the losses.
+
+    When `t_min` is left as `None` it is $10^{-3}	au$, with $	au$ the problem's time scale
+    (`AbstractProblem.time_scale`, $1/\|X\|_F^2$ for regression).
 
     **Arguments:**
 
     - `ts`: explicit save times, increasing, $\ge 0$.
-    - `num`: number of log-spaced times (default 64).
-    - `t_min`, `t_max`: range of the log-spaced times.
+    - `num`: number of saves (default 64), $t = 0$ and the final time included.
+    - `t_min`, `t_max`: range of the log-spaced times (`t_max`: default the final time).
     """
 
     ts: Float[Array, " times"] | None = None
@@ -37,9 +53,15 @@ class SaveAt(eqx.Module):
                 raise ValueError("`SaveAt(ts=...)` must be a non-empty 1-D array of times.")
             if np.any(ts < 0) or np.any(np.diff(ts) < 0) or not np.all(np.isfinite(ts)):
                 raise ValueError("`SaveAt(ts=...)` must be finite, >= 0 and non-decreasing.")
+        elif isinstance(self.num, bool) or not isinstance(self.num, (int, np.integer)):
+            raise TypeError(f"`SaveAt(num=...)` must be an int, got {type(self.num).__name__}.")
         elif self.num < 1:
             raise ValueError(f"`SaveAt(num=...)` must be >= 1, got {self.num}.")
-        if self.t_min is not None and self.t_max is not None and not 0 < self.t_min < self.t_max:
+        for name in ("t_min", "t_max"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"`SaveAt({name}=...)` must be finite and > 0, got {v}.")
+        if self.t_min is not None and self.t_max is not None and not self.t_min < self.t_max:
             raise ValueError("`SaveAt` needs 0 < t_min < t_max.")
 
     @classmethod
@@ -60,13 +82,59 @@ class SaveAt(eqx.Module):
         taus = np.asarray(taus, dtype=np.float64)
         return cls(ts=jnp.asarray(taus * -np.log(alpha)))
 
-    def times(self, time_scale: float | Float[Array, ""], dtype) -> Float[Array, " times"]:
-        """The save times for a problem whose natural time scale is `time_scale`."""
+    def times(self, time_scale, dtype, t1: float = np.inf) -> Float[Array, " grid"]:
+        """The times the solver saves at for a problem of time scale `time_scale` and a flow
+        that ends by `t1`: `ts`, or the grid the `num` saves are picked from (`select`)."""
         if self.ts is not None:
             return jnp.asarray(self.ts, dtype)
         lo = self.t_min if self.t_min is not None else 1e-3 * time_scale
-        hi = self.t_max if self.t_max is not None else 1e7 * time_scale
-        if self.num == 1:  # t_min, as logspace gives, without its division by num - 1 = 0
-            return jnp.reshape(jnp.asarray(lo, dtype), (1,))
-        lo, hi = jnp.log10(jnp.asarray(lo, dtype)), jnp.log10(jnp.asarray(hi, dtype))
-        return jnp.logspace(lo, hi, self.num, dtype=dtype)
+        lo = jnp.asarray(lo, dtype)
+        n_mid = self.num - 2
+        if n_mid < 1:  # only 0 and the end: one dummy save keeps the solver's call uniform
+            return jnp.reshape(lo, (1,))
+        if self.t_max is not None:
+            hi, count = jnp.asarray(self.t_max, dtype), n_mid
+        else:
+            hi = jnp.asarray(t1, dtype) if np.isfinite(t1) else lo * 10.0**_GRID_DECADES
+            count = _GRID_PER_SAVE * n_mid
+        if count == 1:
+            return jnp.reshape(lo, (1,))
+        return jnp.logspace(jnp.log10(lo), jnp.log10(jnp.maximum(hi, lo)), count, dtype=dtype)
+
+    def select(self, grid, ys, y0, t_final, y_final):
+        """The saved times and states: for explicit `ts`, the solver's saves; otherwise
+        $t = 0$, the `num - 2` log-spaced saves (picked from the grid before `t_final` when
+        `t_max` is open), and `t_final` with the final state.
+
+        **Arguments:** `grid` (shape `(G,)`, from `times`), `ys` (the states there, leading
+        axis `G`), `y0`, `t_final`, `y_final`.
+
+        **Returns:** `(ts, ys)` with `num` entries (or those of `ts`)."""
+        if self.ts is not None:
+            return grid, ys
+        n_mid = self.num - 2
+        t_final = jnp.asarray(t_final, grid.dtype)
+        parts_t, parts_y = [jnp.reshape(t_final, (1,))], [jax.tree.map(lambda x: x[None], y_final)]
+        if n_mid >= 1:
+            if self.t_max is not None:
+                mid_t, mid_y = grid, ys
+            else:
+                # The grid times strictly before the end, evenly spaced in index (= log-time).
+                k = jnp.sum(grid < t_final)
+                idx = jnp.round(jnp.linspace(0.0, 1.0, n_mid) * (k - 1)).astype(jnp.int32)
+                idx = jnp.clip(idx, 0, grid.shape[0] - 1)
+                none = k == 0  # the flow ended before the grid began: repeat the end
+                mid_t = jnp.where(none, t_final, grid[idx])
+                mid_y = jax.tree.map(
+                    lambda x, xf: jnp.where(jnp.reshape(none, (1,) * x.ndim), xf[None], x[idx]),
+                    ys,
+                    y_final,
+                )
+            parts_t.insert(0, mid_t)
+            parts_y.insert(0, mid_y)
+        if self.num >= 2:
+            parts_t.insert(0, jnp.zeros((1,), grid.dtype))
+            parts_y.insert(0, jax.tree.map(lambda x: x[None], y0))
+        ts = jnp.concatenate(parts_t)
+        ys = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts_y)
+        return ts, ys

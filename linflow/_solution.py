@@ -1,9 +1,10 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from ._results import RESULTS
+from ._results import RESULTS, result_names
 from .models._base import AbstractModel
 
 
@@ -54,14 +55,11 @@ class FlowSolution(eqx.Module):
         return self.result == RESULTS.converged
 
     @property
-    def status(self) -> str:
-        """The name of `result` (e.g. `"converged"`, `"max_steps_reached"`), for printing.
-        Only for an unbatched, concrete solution."""
-        value = int(self.result._value)
-        for name, item in RESULTS._name_to_item.items():
-            if int(item._value) == value:
-                return name
-        return "unknown"  # pragma: no cover
+    def status(self) -> "str | np.ndarray":
+        """The name of `result` (e.g. `"converged"`, `"max_steps_reached"`), for printing: a
+        `str` for a single run, a NumPy array of names (the batch's shape) for a batched
+        solution. Needs a concrete solution (outside `jit`)."""
+        return result_names(self.result)
 
     @property
     def predictors(self) -> Float[Array, "times ..."]:

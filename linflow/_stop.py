@@ -14,7 +14,9 @@ class Converged(eqx.Module):
     with $m = |w_+|^D + |w_-|^D$ ($u$ the unit roundoff; `AbstractModel.predictor_magnitude`,
     `AbstractProblem.excess_floor`): the tolerance used is the larger of `rtol` and that
     floor, so the stop is always reachable, and `FlowSolution.residual` reports what was
-    achieved. (Measured: with the parameters as the state, at $\alpha = 100$ on a 10 x 25
+    achieved. The tolerance is also at least the precision floor of the arrays' dtype,
+    $256\,u$ (`precision_floor`: $3 \times 10^{-5}$ in float32, $6 \times 10^{-14}$ in
+    float64). (Measured: with the parameters as the state, at $\alpha = 100$ on a 10 x 25
     regression every solver stalls at a relative excess of 1.2e-10.) Exact reduced forms
     check the stop on a predictor formed without that cancellation
     (`FlowSolution.final_predictor`), whose floor is far below `rtol`.
@@ -36,10 +38,32 @@ class Converged(eqx.Module):
             raise ValueError(f"`Converged(gtol=...)` must be > 0 or None, got {self.gtol}.")
 
 
-def excess_tolerance(stop: Converged, problem, magnitude):
+PRECISION_FLOOR_EPS = 256
+"""The stop's precision floor in units of the dtype's machine epsilon: see `precision_floor`."""
+
+
+def precision_floor(dtype) -> float:
+    r"""The smallest relative excess loss the stop asks for in `dtype`:
+    $256\,\epsilon$ (`PRECISION_FLOOR_EPS`), with $\epsilon$ the machine epsilon.
+
+    float64: $5.7\cdot10^{-14}$, below every tolerance the library uses (the default `rtol`
+    is $10^{-10}$), so nothing changes there. float32 ($\epsilon = 1.2\cdot10^{-7}$):
+    $3.05\cdot10^{-5}$. The residual $X\beta - y$ of a float32 predictor carries rounding of
+    a few $\epsilon\,\|X\|\|\beta\|/\|y\|$, and the solver's own error control (rtol
+    $64\epsilon$, `linflow.Auto`) adds to it; measured on diagonal and two-layer nets
+    (`benchmarks/float32.py`), float32 flows reach this floor in about as many steps as
+    float64 flows reach $10^{-10}$, while asking for $10^{-6}$ made the full form's implicit
+    solver stall."""
+    return PRECISION_FLOOR_EPS * float(jnp.finfo(dtype).eps)
+
+
+def excess_tolerance(stop: Converged, problem, magnitude, dtype=None):
     """The relative-excess tolerance the stop uses for a predictor whose rounding scale is
-    `magnitude` (`AbstractModel.predictor_magnitude`, or `None` for no floor): `stop.rtol`,
-    or the rounding floor of that predictor on `problem` when that is larger."""
+    `magnitude` (`AbstractModel.predictor_magnitude`, or `None` for no floor) and whose
+    dtype is `dtype` (`None`: no precision floor): the largest of `stop.rtol`, the
+    precision floor of `dtype` (`precision_floor`) and the rounding floor of that predictor
+    on `problem`."""
+    rtol = stop.rtol if dtype is None else max(stop.rtol, precision_floor(dtype))
     if magnitude is None:
-        return stop.rtol
-    return jnp.maximum(stop.rtol, problem.excess_floor(magnitude))
+        return rtol
+    return jnp.maximum(rtol, problem.excess_floor(magnitude))

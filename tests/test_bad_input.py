@@ -1,3 +1,4 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,10 +40,13 @@ def test_model_problem_shape_mismatch():
         lf.flow(lf.DiagonalNet.unbiased(5, 1.0), prob)
 
 
-def test_float32_with_a_float64_tolerance_is_refused():
+def test_float16_is_refused_before_tracing():
+    # float32 flows (tests/test_float32.py); below it the stop's floor (256 eps = 0.25 in
+    # float16) means nothing, so the flow refuses, naming the dtype.
+    # (A float16 Regression cannot even be built: its eigh has no float16 kernel.)
     prob = lf.Regression(jnp.ones((3, 4), jnp.float32), jnp.ones(3, jnp.float32))
-    model = lf.DiagonalNet(jnp.ones(4, jnp.float32), jnp.ones(4, jnp.float32))
-    with pytest.raises(TypeError, match="needs float64"):
+    model = lf.DiagonalNet(jnp.ones(4, jnp.float16), jnp.ones(4, jnp.float16))
+    with pytest.raises(TypeError, match="float16"):
         lf.flow(model, prob)
 
 
@@ -131,3 +135,123 @@ def test_limits_check_values_under_jit():
     assert imbalance(jnp.ones((3, 2))).shape == (2, 2)
     with pytest.raises(Exception, match="`U` contains NaN"):
         jax.block_until_ready(imbalance(jnp.full((3, 2), jnp.nan)))
+
+
+# ---- checks that hold under jit: `eqx.error_if`'s value is used --------------------------------
+
+_JIT_ERRORS = (eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError)
+
+
+def test_negative_alpha_under_jit_raises():
+    with pytest.raises(_JIT_ERRORS, match="`alpha` must be > 0"):
+        jax.jit(lambda a: lf.DiagonalNet.unbiased(3, a).predictor())(-1.0)
+    with pytest.raises(_JIT_ERRORS, match="`alpha` must be > 0"):
+        jax.jit(lambda a: lf.HadamardNet.unbiased(3, a).predictor())(0.0)
+    with pytest.raises(_JIT_ERRORS, match="`alpha` must be > 0"):
+        jax.jit(lambda a: lf.TensorNet.from_eta("diagonal", jnp.ones(3), 3, a).predictor())(-1.0)
+    # One step beside: a valid alpha under jit gives the closed form alpha^D - alpha^D = 0.
+    assert (
+        float(jnp.abs(jax.jit(lambda a: lf.DiagonalNet.unbiased(3, a).predictor())(0.5)).max()) == 0
+    )
+
+
+def test_jitted_flow_at_negative_alpha_raises():
+    prob = lf.Regression(jnp.eye(3)[:2], jnp.ones(2))
+
+    def run(a):
+        return lf.flow(lf.DiagonalNet.unbiased(3, a), prob, saveat=lf.SaveAt(num=1)).final
+
+    with pytest.raises(_JIT_ERRORS, match="`alpha` must be > 0"):
+        eqx.filter_jit(run)(jnp.asarray(-0.5))
+    # The same program at alpha = 0.5 interpolates y = (1, 1) on the first two coordinates
+    # and leaves the third (no data) at 0.
+    beta = eqx.filter_jit(run)(jnp.asarray(0.5)).predictor()
+    np.testing.assert_allclose(np.asarray(beta), [1.0, 1.0, 0.0], atol=1e-8)
+
+
+@pytest.mark.parametrize("alpha", ["a", None, [1.0, "b"], 1j])
+def test_non_numeric_alpha_is_a_type_error(alpha):
+    with pytest.raises(TypeError, match="`alpha` must be a real number"):
+        lf.DiagonalNet.unbiased(3, alpha)
+
+
+def test_nan_alpha_is_a_value_error():
+    with pytest.raises(ValueError, match="`alpha` must be > 0 and finite"):
+        lf.DiagonalNet.unbiased(3, float("nan"))
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        # (The suite's runtime type checker may answer a type mistake first: a TypeError
+        # naming the parameter, 'd' instead of `d`.)
+        (lambda: lf.Regression(jnp.ones((3, 0)), jnp.ones(3)), ValueError, "`X` is empty"),
+        (lambda: lf.Regression(jnp.ones((0, 3)), jnp.ones(0)), ValueError, "`X` is empty"),
+        (lambda: lf.Classification(jnp.ones((0, 3)), jnp.ones(0)), ValueError, "`X` is empty"),
+        (lambda: lf.Regression(jnp.ones((3, 3)), ["a", "b", "c"]), TypeError, "`Y` must be a"),
+        (lambda: lf.DiagonalNet.unbiased(0, 1.0), ValueError, "`d` must be a positive"),
+        (lambda: lf.DiagonalNet.unbiased(3.5, 1.0), TypeError, "`d` must be a pos|parameter 'd'"),
+        (lambda: lf.DiagonalNet.unbiased(3, 1.0, depth=2.0), TypeError, "`depth` must|'depth'"),
+        (lambda: lf.DiagonalNet.unbiased(3, 1.0, w0=jnp.ones(0)), ValueError, "`w0` is empty"),
+        (lambda: lf.TensorNet.from_eta("diagonal", jnp.ones(3), 1, 1.0), ValueError, "`depth`"),
+        (
+            lambda: lf.TensorNet.from_eta("diagonal", jnp.ones(3), 2.5, 1.0),
+            TypeError,
+            "`depth`|'depth'",
+        ),
+        (lambda: lf.limits.hypentropy(jnp.ones(3), 1.0, depth=1), ValueError, "`depth`"),
+        (
+            lambda: lf.limits.hypentropy(jnp.ones(3), "x"),
+            TypeError,
+            "`alpha` must be a real|'alpha'",
+        ),
+    ],
+)
+def test_one_error_type_per_kind_of_mistake(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+# ---- outcomes are reported, per member, with the residual reached -----------------------------
+
+
+def _sparse():
+    X = jax.random.normal(jax.random.PRNGKey(0), (10, 25))
+    return lf.Regression(X, X @ jnp.zeros(25).at[:3].set(1.0))
+
+
+def test_gd_reports_an_unmet_stop():
+    prob = _sparse()
+    model = lf.DiagonalNet.unbiased(25, 0.1)
+    sol = lf.gd(model, prob, 1e-3, steps=10, stop=lf.Converged(), throw=False)
+    # 10 steps of size 1e-3 from beta = 0 cannot reach a relative excess of 1e-10.
+    assert sol.result == lf.RESULTS.not_converged and sol.status == "not_converged"
+    assert float(sol.residual) > 0.5
+    with pytest.raises(eqx.EquinoxRuntimeError, match=r"not_converged.*\n.*residual.*0\.9"):
+        lf.gd(model, prob, 1e-3, steps=10, stop=lf.Converged())
+    # Without a stop, running all the steps is the requested end.
+    assert lf.gd(model, prob, 1e-3, steps=10).status == "successful"
+
+
+def test_max_steps_error_names_the_residual_reached():
+    prob = _sparse()
+    model = lf.DiagonalNet.unbiased(25, 1e-3)
+    sol = lf.flow(model, prob, max_steps=5, throw=False)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="maximum number of solver steps") as err:
+        lf.flow(model, prob, max_steps=5)
+    # The message carries the residual and the target, formatted from the solution.
+    assert f"{float(sol.residual):.3g}" in str(err.value)
+    assert "asks for 1e-10" in str(err.value)
+
+
+def test_batched_status_gives_a_name_per_member():
+    prob = _sparse()
+    models = eqx.filter_vmap(lambda a: lf.DiagonalNet.unbiased(25, a))(jnp.array([1e-3, 1.0]))
+    sol = eqx.filter_vmap(
+        lambda m: lf.flow(m, prob, max_steps=200, throw=False, saveat=lf.SaveAt(num=1))
+    )(models)
+    # alpha = 1e-3 needs more than 200 steps (test above: 5 steps leave it at residual 1);
+    # alpha = 1 converges in about 100.
+    assert sol.status.tolist() == ["max_steps_reached", "converged"]
+    with pytest.raises(TypeError, match="concrete"):
+        eqx.filter_jit(lambda s: s.status)(sol)

@@ -411,3 +411,45 @@ def test_reduced_predictor_has_finite_gradients_far_off_the_path():
     xs = jnp.array([0.3, -2.0, 5.0, 40.0])
     want = np.asarray(a) * np.exp(np.asarray(xs)) - np.asarray(b) * np.exp(-np.asarray(xs))
     np.testing.assert_allclose(_exp_difference(a, b, xs), want, rtol=1e-14)
+
+
+def test_default_saves_end_at_the_final_time(getkey):
+    # A depth-3 flow at alpha = 1e-3 runs for ~10 decades of time; the default saves
+    # (t = 0, log-spaced times, the final time) must follow it to its end.
+    prob = _problem(getkey())
+    model = lf.DiagonalNet.unbiased(25, 1e-3, depth=3)
+    sol = lf.flow(model, prob)
+    assert sol.converged
+    ts = np.asarray(sol.ts)
+    assert ts.shape == (64,) and ts[0] == 0.0 and ts[-1] == float(sol.t_final)
+    assert np.all(np.diff(ts) > 0)
+    # Both ends are the states themselves: the initial model and `final` (the same state,
+    # mapped by the same formula; 1e-13 covers the batched vs single evaluation).
+    np.testing.assert_array_equal(sol.models.w_plus[0], model.w_plus)
+    for field in ("w_plus", "w_minus"):
+        np.testing.assert_allclose(
+            getattr(sol.models, field)[-1], getattr(sol.final, field), rtol=1e-13
+        )
+    # Log-spaced in between: from 1e-3 tau to the final time, every ratio of consecutive
+    # saves at most 2.5 times the even ratio (the saves are picked from an 8x finer grid).
+    tau = float(prob.time_scale())
+    assert ts[1] == pytest.approx(1e-3 * tau, rel=1e-12)
+    even = (ts[-1] / ts[1]) ** (1 / 62)
+    assert np.max(ts[2:] / ts[1:-1]) <= even**2.5
+    # The last log-spaced save is close to the end: its loss is not yet the final loss
+    # (the stop holds only at t_final), but it is past the last plateau (loss below 1e-6 of
+    # the start's).
+    assert float(sol.losses[-2]) < 1e-6 * float(sol.losses[0])
+
+
+def test_explicit_saves_after_a_failure_hold_nan(getkey):
+    prob = _problem(getkey())
+    model = lf.DiagonalNet.unbiased(25, 1e-3)
+    save = lf.SaveAt(ts=jnp.array([0.0, 1e6]))
+    sol = lf.flow(model, prob, max_steps=5, throw=False, saveat=save)
+    assert sol.result == lf.RESULTS.max_steps_reached and float(sol.t_final) < 1e6
+    assert float(sol.losses[0]) == pytest.approx(float(prob.reference_loss()), rel=1e-14)
+    assert np.isnan(float(sol.losses[1])) and np.all(np.isnan(sol.models.w_plus[1]))
+    # And the end is saved when asked for: num=2 is t = 0 and the final time.
+    two = lf.flow(model, prob, max_steps=5, throw=False, saveat=lf.SaveAt(num=2))
+    assert np.asarray(two.ts).tolist() == [0.0, float(two.t_final)]

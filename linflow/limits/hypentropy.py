@@ -37,21 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
-from .._checks import as_float_array, check_finite, check_positive, is_concrete
+from .._checks import as_float_array, check_depth, check_finite, check_positive, is_concrete
 from .dual import RESULTS, _dual_minimise
 from .potential import AbstractPotential
 
 
 # ---------------------------------------------------------------------------------------------
 # Validation
-
-
-def _check_depth(depth):
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)):
-        raise TypeError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    if depth < 2:
-        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    return int(depth)
 
 
 def _check_alpha(alpha):
@@ -195,7 +187,7 @@ def hypentropy(
 
     The scalar $Q^D_{\alpha,w_0}(\beta) \ge 0$.
     """
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     beta = check_finite(as_float_array(beta, "beta", ndim=1), "beta")
     alpha = _check_alpha(alpha)
     w0 = _check_w0(w0, beta.shape[0], beta.dtype)
@@ -280,7 +272,7 @@ def hypentropy_kkt_residual(
 
     **Returns:** the scalar residual.
     """
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     X, y = _check_problem(X, y)
     beta = check_finite(as_float_array(beta, "beta", ndim=1), "beta")
     if beta.shape[0] != X.shape[1]:
@@ -325,7 +317,7 @@ class Hypentropy(AbstractPotential):
     depth: int = eqx.field(static=True)
 
     def __init__(self, alpha, depth: int = 2, w0=None):
-        self.depth = _check_depth(depth)
+        self.depth = check_depth(depth)
         self.alpha = _check_alpha(alpha)
         if w0 is None:
             self.w0 = jnp.ones((), self.alpha.dtype)
@@ -409,7 +401,7 @@ def hypentropy_minimiser(
 
     $\beta$, shape `(d,)`; or `(beta, info)` when `return_info=True`.
     """
-    depth = _check_depth(depth)
+    depth = check_depth(depth)
     X, y = _check_problem(X, y)
     alpha = _check_alpha(alpha)
     if w0 is not None:

@@ -40,19 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import as_float_array, check_finite, check_positive, is_concrete
+from .._checks import as_float_array, check_depth, check_finite, check_positive, is_concrete
 from .._fourier import dft_matrix, is_even
 from .dual import dual_minimise
 from .potential import AbstractPotential
 
 
 # --------------------------------------------------------------------------- Lemma 4
-
-
-def _check_depth(depth) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
-        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    return int(depth)
 
 
 def tensor_h_radius(depth: int) -> float:
@@ -66,7 +60,7 @@ def tensor_h_radius(depth: int) -> float:
 
     **Returns:** $c_L$ as a Python float.
     """
-    L = _check_depth(depth)
+    L = check_depth(depth)
     if L == 2:
         return float("inf")
     n = L - 3
@@ -137,7 +131,7 @@ def tensor_pq(t: Float[ArrayLike, "..."], depth: int) -> tuple[Array, Array]:
 
     **Returns:** `(p, q)`, each of the shape of `t`.
     """
-    L = _check_depth(depth)
+    L = check_depth(depth)
     return _pq(jnp.asarray(t, jnp.result_type(float)), L)
 
 
@@ -187,7 +181,7 @@ def tensor_h(t: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
 
     **Returns:** $h_L(t)$, the shape of `t`.
     """
-    L = _check_depth(depth)
+    L = check_depth(depth)
     return _h_jit(jnp.asarray(t, jnp.result_type(float)), L)
 
 
@@ -242,7 +236,7 @@ def tensor_h_inverse(y: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..
 
     **Returns:** $h_L^{-1}(y)$, the shape of `y`.
     """
-    L = _check_depth(depth)
+    L = check_depth(depth)
     return _h_inverse(jnp.asarray(y, jnp.result_type(float)), L)
 
 
@@ -259,7 +253,7 @@ def tensor_H(y: Float[ArrayLike, "..."], depth: int) -> Float[Array, "..."]:
 
     **Returns:** $H_L(y)$, the shape of `y`.
     """
-    L = _check_depth(depth)
+    L = check_depth(depth)
     return _H(jnp.asarray(y, jnp.result_type(float)), L)
 
 
@@ -278,7 +272,7 @@ def tensor_Q(
 
     **Returns:** a scalar.
     """
-    L = _check_depth(depth)
+    L = check_depth(depth)
     rho = jnp.asarray(rho, jnp.result_type(float))
     eta = jnp.abs(jnp.asarray(eta, rho.dtype))
     return alpha**2 * jnp.sum(eta**2 * tensor_H(rho / (alpha**L * eta**L), L))
@@ -307,7 +301,7 @@ class TensorPotential(AbstractPotential):
     depth: int = eqx.field(static=True)
 
     def __init__(self, alpha, eta, depth: int):
-        self.depth = _check_depth(depth)
+        self.depth = check_depth(depth)
         alpha = as_float_array(alpha, "alpha", ndim=0)
         self.alpha = check_positive(check_finite(alpha, "alpha"), "alpha")
         eta = check_finite(as_float_array(eta, "eta", ndim=1), "eta")
@@ -441,7 +435,7 @@ def convolution_transform(d: int, depth: int) -> Float[Array, "d d"]:
     Assumption 1's $S = d^{(L-1)/2}F$ for full-length circular convolutions (Yun et al.,
     App. D.3, F.4): $\mathcal M_{\rm conv}(x) = \sum_j [Sx]_j\,u_j^{\otimes L}$ with
     $u_j$ the columns of $F^*$."""
-    L = _check_depth(depth)
+    L = check_depth(depth)
     return d ** ((L - 1) / 2) * jnp.real(dft_matrix(d))
 
 

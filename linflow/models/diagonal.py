@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_float_array, check_positive
+from .._checks import as_float_array, check_count, check_depth, check_positive
 from ..limits.diagonal_paths import DeepDiagonalPotential, ExponentialPotential, log_square
 from ._base import AbstractModel
 
 
 def _scale(d: int, alpha, w0, name: str = "w0"):
-    check_positive(alpha, "alpha")
+    alpha = check_positive(alpha, "alpha")
     alpha = jnp.asarray(alpha, dtype=jnp.result_type(float))
     if w0 is None:
         w0 = jnp.ones(d, alpha.dtype)
@@ -19,7 +19,7 @@ def _scale(d: int, alpha, w0, name: str = "w0"):
         w0 = as_float_array(w0, name, ndim=1)
         if w0.shape != (d,):
             raise ValueError(f"`{name}` must have shape ({d},), got {tuple(w0.shape)}.")
-        check_positive(w0, name)
+        w0 = check_positive(w0, name)
     return alpha * w0
 
 
@@ -41,8 +41,7 @@ class DiagonalNet(AbstractModel):
     depth: int = eqx.field(static=True, default=2)
 
     def __check_init__(self):
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise ValueError(f"`depth` must be an integer >= 2, got {self.depth!r}.")
+        check_depth(self.depth)
         if self.w_plus.shape != self.w_minus.shape or self.w_plus.ndim != 1:
             raise ValueError(
                 "`w_plus` and `w_minus` must be vectors of the same shape, got "
@@ -60,8 +59,7 @@ class DiagonalNet(AbstractModel):
         - `depth`: $D \ge 2$.
         - `w0`: positive shape vector of size `d` (default: all ones).
         """
-        if d < 1:
-            raise ValueError(f"`d` must be >= 1, got {d}.")
+        d, depth = check_count(d, "d"), check_depth(depth)
         w = _scale(d, alpha, w0)
         return cls(w, w, depth)
 
@@ -139,8 +137,7 @@ class HadamardNet(AbstractModel):
         r"""$u = 2\alpha w_0$, $v = 0$: the image of `DiagonalNet.unbiased` (depth 2) under
         $u = w_+ + w_-$, $v = w_+ - w_-$. Then $u\odot v = w_+^2 - w_-^2$ and the Hadamard flow
         is the diagonal net's flow at half speed: $\beta_{u\odot v}(2t) = \beta_D(t)$."""
-        if d < 1:
-            raise ValueError(f"`d` must be >= 1, got {d}.")
+        d = check_count(d, "d")
         w = _scale(d, alpha, w0)
         return cls(2.0 * w, jnp.zeros_like(w))
 

@@ -21,7 +21,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._checks import as_float_array, check_positive
+from .._checks import as_float_array, check_count, check_depth, check_positive
 from .._fourier import dft_matrix as dft_matrix, is_even as is_even
 from ._base import AbstractModel
 
@@ -31,15 +31,11 @@ _FFT_MIN_D = 64
 
 
 def _check_depth(depth) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 2:
-        raise ValueError(f"`depth` must be an integer >= 2, got {depth!r}.")
-    return int(depth)
+    return check_depth(depth)
 
 
 def _check_d(d) -> int:
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
-        raise ValueError(f"`d` must be a positive integer, got {d!r}.")
-    return int(d)
+    return check_count(d, "d")
 
 
 def _check_kind(kind) -> str:
@@ -210,7 +206,7 @@ class TensorNet(AbstractModel):
 
     @classmethod
     def _random(cls, key, sizes, alpha, kind, zero_last):
-        check_positive(alpha, "alpha")
+        alpha = check_positive(alpha, "alpha")
         dtype = jnp.result_type(float)
         keys = jr.split(key, len(sizes))
         layers = []
@@ -233,7 +229,7 @@ class TensorNet(AbstractModel):
         - `directions`: the tuple $(\bar v_1,\dots,\bar v_L)$, shapes as in `layers`.
         - `alpha`: the initial scale $\alpha > 0$.
         """
-        check_positive(alpha, "alpha")
+        alpha = check_positive(alpha, "alpha")
         if not isinstance(directions, (tuple, list)):
             raise TypeError(f"`directions` must be a tuple of arrays, got {type(directions)}.")
         return cls(tuple(alpha * as_float_array(v, "directions") for v in directions), kind)
@@ -257,7 +253,7 @@ class TensorNet(AbstractModel):
         - `alpha`: the initial scale.
         """
         depth = _check_depth(depth)
-        check_positive(alpha, "alpha")
+        alpha = check_positive(alpha, "alpha")
         eta = as_float_array(eta, "eta", ndim=1)
         if kind == "diagonal":
             v = alpha * eta
