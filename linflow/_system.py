@@ -48,6 +48,18 @@ class AbstractFlowSystem(eqx.Module):
         del predictor
         return self.to_model(y).predictor_magnitude()
 
+    @property
+    def is_reduced(self) -> bool:
+        """Whether this is an exact reduced form (a smaller state than the parameters, with
+        isolated steady states: what `linflow.ImplicitAdjoint` needs); `False` for the
+        parameter flow itself."""
+        return True
+
+    def solver_choice(self):
+        """The `linflow.SolverChoice` this form is best integrated with, for `linflow.Auto`,
+        or `None` to let `Auto` choose by form and size (the default)."""
+        return None
+
     def state_scale(self):
         """The size the state reaches along the flow where rounding makes componentwise
         relative error control meaningless (see `DualFlowSystem.state_scale`), or `None`.
@@ -76,3 +88,7 @@ class GradientFlowSystem(AbstractFlowSystem):
 
     def to_model(self, y):
         return y
+
+    @property
+    def is_reduced(self) -> bool:
+        return False
