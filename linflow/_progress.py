@@ -24,7 +24,7 @@ class Progress(eqx.Module):
     `decades` decades past $\tau$ ($10^{10}\tau$ by default): a flow to a steady state ends
     when its stop holds, wherever the bar is (most flows of the papers' settings stop within
     $10^{2\ldots 6}\tau$; a classifier's loss needs far longer). With a `linflow.Fallback`
-    solver the second solver shows its own bar. Under `jax.vmap` one bar follows the batch.
+    solver the second solver shows its own bar.
 
     **Arguments:**
 

@@ -87,6 +87,7 @@ def test_stationarity_stop_ends_a_flow_with_no_known_optimum_past_its_saddles(sc
     assert _rel(sol.final.predictor(), _eckart_young(Y, 2)) <= TOL
 
 
+@pytest.mark.slow
 def test_overdetermined_noisy_regression_converges_to_least_squares(getkey):
     X = jr.normal(getkey(), (30, 5))
     y = X @ jr.normal(getkey(), (5,)) + 0.3 * jr.normal(getkey(), (30,))
