@@ -15,10 +15,13 @@ from ._adjoint import ImplicitAdjoint as ImplicitAdjoint
 from ._flow import flow as flow
 from ._gd import gd as gd
 from ._linear_solver import LU as LU, with_lu as with_lu
+from ._log_time import LogTime as LogTime
+from ._progress import Progress as Progress
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
 from ._solution import FlowSolution as FlowSolution
 from ._solver import Auto as Auto, Fallback as Fallback, SolverChoice as SolverChoice
+from ._steady_state import STOPS as STOPS
 from ._stop import Converged as Converged
 from .lifted import LiftedSymmetric as LiftedSymmetric, LiftedTwoLayer as LiftedTwoLayer
 from .models import (

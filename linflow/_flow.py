@@ -5,13 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
+from ._autodiff_mode import default_adjoint
 from ._checks import is_concrete
+from ._log_time import LogTime, RealTime
+from ._progress import Progress
 from ._results import RESULTS, raise_if_failed
 from ._saveat import SaveAt
 from ._solution import FlowSolution
 from ._solver import Auto, Fallback, SolverChoice
-from ._stop import Converged, excess_tolerance, precision_floor
-from ._system import AbstractFlowSystem, GradientFlowSystem
+from ._steady_state import STOPS, SteadyState, direction_rate
+from ._stop import Converged, precision_floor
+from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
 from .problems import AbstractProblem
 
@@ -74,6 +78,8 @@ def flow(
     throw: bool = True,
     form: str = "auto",
     adjoint: "diffrax.AbstractAdjoint | ImplicitAdjoint | None" = None,
+    clock: LogTime | None = None,
+    progress: "Progress | None" = None,
 ) -> FlowSolution:
     r"""Integrate the exact gradient flow $\dot\theta = -\nabla_\theta L(\theta)$ to a steady state.
 
@@ -82,16 +88,16 @@ def flow(
     stopped in `FlowSolution.result`.
 
     Works under `jax.jit`, `eqx.filter_vmap` (over a batch of models or problems; pass
-    `throw=False` there and read `result`), and `jax.grad` (through
-    `diffrax.RecursiveCheckpointAdjoint` by default). A batched flow runs until its slowest
-    member stops.
+    `throw=False` there and read `result`), `jax.grad` (through
+    `diffrax.RecursiveCheckpointAdjoint` by default) and `jax.jvp` / `jax.jacfwd` (through
+    `diffrax.ForwardMode`, picked automatically; see `adjoint`), with either adjoint. A
+    batched flow runs until its slowest member stops.
 
     **Arguments:**
 
     - `model`: the initial model $\theta(0)$.
     - `problem`: the data and loss, e.g. `linflow.Regression(X, y)`.
-    - `saveat`: which times to save (default `linflow.SaveAt()`: 64 saves, $t = 0$,
-      log-spaced times and the final time).
+    - `saveat`: which times to save (default `linflow.SaveAt()`: 64 log-spaced times).
     - `stop`: the steady-state criterion (default `linflow.Converged()` when `t1` is infinite).
     - `solver`: a diffrax solver, a `linflow.SolverChoice`, a `linflow.Fallback` (one solver,
       then another if the first runs out of its step budget), or `None` for `linflow.Auto()`,
@@ -102,10 +108,20 @@ def flow(
     - `throw`: raise if the run did not end at a steady state (or at a finite `t1`).
     - `form`: `"auto"` (use an exact reduced form when the model has one), `"full"` or
       `"reduced"`.
-    - `adjoint`: a diffrax adjoint (default `diffrax.RecursiveCheckpointAdjoint()`:
-      backpropagation through the solver), or `linflow.ImplicitAdjoint()` to differentiate the
+    - `adjoint`: a diffrax adjoint, or `None` (default) for the one the call's autodiff
+      mode needs: `diffrax.RecursiveCheckpointAdjoint()` (backpropagation through the
+      solver) normally, `diffrax.ForwardMode()` when `flow` is called under `jax.jvp` /
+      `jax.jacfwd`, `diffrax.DirectAdjoint()` under both modes (`jax.hessian`); inside your
+      own `jax.jit` the mode cannot be seen, so pass `adjoint=diffrax.ForwardMode()` there
+      for forward mode. Or `linflow.ImplicitAdjoint()` to differentiate the
       limit by the implicit function theorem (exact reduced forms only). A gradient through a
       run that did not converge is NaN (or the backward solve raises), never silently wrong.
+    - `clock`: `None` (integrate in $t$) or `linflow.LogTime()`: integrate in
+      $s = \log(1 + t/\tau)$, to follow a flow over many decades of time (e.g. a
+      classifier's direction to $t = 10^{100}$); the trajectory and all times reported are
+      the same.
+    - `progress`: `None` (default: silent) or `linflow.Progress()`: a diffrax progress
+      meter (tqdm) over a log-time scale, for long single flows.
 
     **Returns:** a `linflow.FlowSolution`.
     """
@@ -132,9 +148,9 @@ def flow(
             f"got {type(solver)}."
         )
     if adjoint is None:
-        adjoint = diffrax.RecursiveCheckpointAdjoint()
+        adjoint = default_adjoint((model, problem))
     if isinstance(adjoint, ImplicitAdjoint):
-        if system.name == "full":
+        if not system.is_reduced:
             raise ValueError(
                 "`adjoint=ImplicitAdjoint()` needs an isolated steady state, which only exact "
                 f"reduced forms have; {type(model).__name__} on {type(problem).__name__} "
@@ -145,41 +161,44 @@ def flow(
                 "`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
                 "`t1=inf` (the default) or a `stop`."
             )
-    sol = _integrate(system, problem, saveat, stop, solver, float(t1), int(max_steps), adjoint)
+    if clock is None:
+        clock = RealTime()
+    if not isinstance(clock, (LogTime, RealTime)):
+        raise TypeError(f"`clock` must be None or a `linflow.LogTime`, got {type(clock)}.")
+    if progress is not None and not isinstance(progress, Progress):
+        raise TypeError(f"`progress` must be None or a `linflow.Progress`, got {type(progress)}.")
+    sol = _integrate(
+        system, problem, saveat, stop, solver, float(t1), int(max_steps), adjoint, clock, progress
+    )
     # Outside the compiled solve, so that a concrete failure's error can name the residual
     # reached (under jit/vmap: an `eqx.error_if` on `final`).
     return raise_if_failed(sol, stop) if throw else sol
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
+    # The model chooses its integrated form (`AbstractModel.flow_system`,
+    # `AbstractModel.full_flow_system`); `form` only asks for one of them.
     if form not in ("auto", "full", "reduced"):
         raise ValueError(f"`form` must be 'auto', 'full' or 'reduced', got {form!r}.")
-    if hasattr(model, "flow_system"):
-        # Lifted models (linflow.lifted) carry their own exact ODE: the gradient flow of their
-        # state (a Gram matrix) is not the network's flow.
-        if form == "full":
-            raise ValueError(
-                f"`form='full'` is not available for {type(model).__name__}: its state is a Gram "
-                "matrix, not the network's parameters. Use form='auto' (the lifted flow)."
-            )
-        return model.flow_system(problem)
     if form == "full":
-        return GradientFlowSystem(model)
-    from ._reduced import reduced_system
-
-    reduced = reduced_system(model, problem)
-    if reduced is None:
-        if form == "reduced":
+        system = model.full_flow_system()
+        if system is None:
             raise ValueError(
-                f"`form='reduced'`: no exact reduced form is known for {type(model).__name__} "
-                f"on {type(problem).__name__}."
+                f"`form='full'` is not available for {type(model).__name__}: its state is not "
+                "the network's parameters (e.g. a Gram matrix). Use form='auto'."
             )
-        return GradientFlowSystem(model)
-    return reduced
+        return system
+    system = model.flow_system(problem)
+    if form == "reduced" and not system.is_reduced:
+        raise ValueError(
+            f"`form='reduced'`: no exact reduced form is known for {type(model).__name__} "
+            f"on {type(problem).__name__}."
+        )
+    return system
 
 
 @eqx.filter_jit
-def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
+def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, clock, progress):
     # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
     # scales or initialisations reuse it.
     implicit = isinstance(adjoint, ImplicitAdjoint)
@@ -195,19 +214,25 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
         ts = jnp.minimum(ts, t1)
     ref = problem.reference_loss()
 
+    steady = None if stop is None else SteadyState(system, problem, stop, y0)
+    # The solver's independent variable (`linflow.LogTime`): `ts`, `t1` and the times the
+    # solves return are in its units until converted back below.
+    clock = clock.bind(problem)
+    flow_system = system
+    system = clock.wrap(system)
+    ts_user = ts
+    ts = clock.to_solver(ts)
+    t1_solver = clock.to_solver(t1)
+    if progress is None:
+        meter, t1_run = diffrax.NoProgressMeter(), t1_solver
+    else:
+        meter, t1_run = progress.meter(clock, problem, t1, t1_solver, ts.dtype)
+
     def converged_fn(t, y, args, **kwargs):
-        del t, args, kwargs
+        del args, kwargs
         # The system's predictor: for reduced forms, without the cancellation of the model's
         # own (w+^D - w-^D at a large scale would put the stop's floor at its rounding level).
-        pred = system.predictor(y)
-        tol = excess_tolerance(stop, problem, system.predictor_magnitude(y, pred), pred.dtype)
-        done = problem.relative_excess(pred) <= tol
-        if stop.gtol is not None:
-            g = system.vector_field(0.0, y, problem)
-            gnorm = _tree_norm(g)
-            pnorm = _tree_norm(eqx.filter(system.to_model(y), eqx.is_array))
-            done = done | (gnorm * pnorm <= stop.gtol * 2 * ref)
-        return done
+        return steady.holds(clock.from_solver(t), y)
 
     def diverged_fn(t, y, args, **kwargs):
         del t, args, kwargs
@@ -244,7 +269,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
             tnext, _ = controller.init(
                 term,
                 jnp.asarray(t0, dtype),
-                jnp.asarray(t1, dtype),
+                jnp.asarray(t1_solver, dtype),
                 y_start,
                 None,
                 problem,
@@ -262,7 +287,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
             term,
             c.solver,
             t0=t0,
-            t1=t1,
+            t1=t1_run,
             dt0=dt0,
             y0=y_start,
             args=problem,
@@ -272,6 +297,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
             max_steps=steps,
             throw=False,
             adjoint=adjoint,
+            progress_meter=meter,
         )
         ys_ts, ys_final = sol.ys
         stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
@@ -332,8 +358,9 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
     elif stop is not None:
         result = RESULTS.where(result == RESULTS.successful, RESULTS.not_converged, result)
 
+    s_final, t_final = t_final, clock.from_solver(t_final)
     # Saves requested after a steady state hold that steady state; after a failure, NaN.
-    after = ts > t_final
+    after = ts > s_final
     fill = after & (result == RESULTS.converged)
 
     def _fill(x, xf):
@@ -342,7 +369,12 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
         return jnp.where(mask, xf[None], jnp.where(nan, jnp.nan, x))
 
     ys_ts = jax.tree.map(_fill, ys_ts, final_y)
-    ts, ys_ts = saveat.select(ts, ys_ts, y0, t_final, final_y)
+    ts, ys_ts = saveat.select(ts_user, ys_ts, y0, t_final, final_y)
+    if steady is None:
+        stopped_by = STOPS.where(jnp.asarray(False), STOPS.none, STOPS.none)
+    else:
+        stopped_by = steady.which(t_final, final_y, result == RESULTS.converged)
+    turning = direction_rate(flow_system, problem, t_final, final_y)
     ok = (result == RESULTS.converged) | (result == RESULTS.successful)
     models = jax.vmap(system.to_model)(ys_ts)
     if implicit:
@@ -355,7 +387,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
     losses = jax.vmap(lambda m: problem.loss(m.predictor()))(models)
     final_predictor = system.predictor(final_y)
     residual = problem.relative_excess(final_predictor)
-    stats = dict(phase.stats, max_steps=jnp.asarray(max_steps))
+    stats = dict(phase.stats, max_steps=jnp.asarray(max_steps), direction_rate=turning)
     return FlowSolution(
         ts=ts,
         models=models,
@@ -369,6 +401,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint):
         solver=choice.name,
         solver_reason=choice.reason,
         form=system.name,
+        stopped_by=stopped_by,
     )
 
 
@@ -382,8 +415,3 @@ class _Phase(eqx.Module):
     converged: object
     diverged: object
     stats: dict
-
-
-def _tree_norm(tree):
-    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
-    return jnp.sqrt(sum(jnp.sum(x**2) for x in leaves))

@@ -62,7 +62,7 @@ def gd(
     **Returns:** a `linflow.FlowSolution` (`stats["num_steps"]` = steps taken).
     """
     _validate(model, problem, stop)
-    if hasattr(model, "flow_system"):
+    if model.full_flow_system() is None:
         raise TypeError(
             f"`gd` needs a model whose state is its parameters; {type(model).__name__} is a "
             "lifted (Gram-matrix) model. Run gd on the TwoLayer/Symmetric model instead."

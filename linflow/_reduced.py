@@ -80,6 +80,13 @@ class DualFlowSystem(AbstractFlowSystem):
         $w_+^D - w_-^D$ (`linflow.limits.diagonal_paths`)."""
         return self.potential.primal(y @ self.X)
 
+    def mirror_coordinates(self, y):
+        r"""The dual point $s = X^\top\nu$: on a plateau between saddles its coordinates off
+        the support move at the constant rate $-\nabla_\beta L$ (while $\beta$ and the loss
+        are still to rounding), and it converges only at a steady state, fittable or not
+        ($X^\top\rho = 0$)."""
+        return y @ self.X
+
     def predictor_magnitude(self, y, predictor):
         r"""The scale $m$ of $\beta$'s rounding error ($|\delta\beta_i| \approx u\,m_i$).
 

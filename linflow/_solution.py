@@ -27,13 +27,18 @@ class FlowSolution(eqx.Module):
     - `residual`: the problem's relative excess loss at `final_predictor` (the accuracy
       achieved).
     - `result`: a `linflow.RESULTS` saying why the run ended.
-    - `stats`: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `max_steps`; with a
+    - `stats`: `num_steps`, `num_accepted_steps`, `num_rejected_steps`, `max_steps`,
+      `direction_rate` (for `linflow.flow`: how fast the predictor's direction still turns
+      at the end, per unit of log-time, `linflow._steady_state.direction_rate`); with a
       `linflow.Fallback` also `fallback_steps` (the steps taken by its second solver).
     - `solver`: the name of the solver used (the automatic choice is recorded here), e.g.
       `"Dopri8 then Kvaerno5"` for a `linflow.Fallback`.
     - `solver_reason`: why that solver was chosen (`linflow.Auto`'s rule, or "given by the
       user").
     - `form`: which state was integrated: `"full"` (the parameters) or a reduced exact form.
+    - `stopped_by`: a `linflow.STOPS` naming the steady-state criterion that ended the flow
+      (`optimum`, `reachable_optimum`, `stationary`, ...; `none` when it did not stop at a
+      steady state; `None` for `linflow.gd`).
     """
 
     ts: Float[Array, " times"]
@@ -48,6 +53,7 @@ class FlowSolution(eqx.Module):
     solver: str = eqx.field(static=True, default="")
     solver_reason: str = eqx.field(static=True, default="")
     form: str = eqx.field(static=True, default="full")
+    stopped_by: object = None
 
     @property
     def converged(self) -> Bool[Array, ""]:

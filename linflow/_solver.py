@@ -140,10 +140,11 @@ class Auto(eqx.Module):
 
     def _choose_float64(self, system, problem) -> "SolverChoice | Fallback":
         del problem
-        if hasattr(system, "solver_choice"):
-            return system.solver_choice()  # forms that know their own best solver (lifted)
+        own = system.solver_choice()  # forms that know their own best solver (lifted)
+        if own is not None:
+            return own
         size = system.state_size()
-        if system.name != "full":
+        if system.is_reduced:
             # Pure relative error control: the dual state's scale shrinks like alpha^-D, and
             # an absolute floor stalls the explicit solver above the stop at large alpha.
             explicit = dict(solver=diffrax.Dopri8(), rtol=1e-10, atol=1e-30)

@@ -3,10 +3,24 @@ import jax.numpy as jnp
 
 
 class Converged(eqx.Module):
-    r"""The steady-state stop: end the flow when the problem's relative excess loss
-    $\sqrt{(L-L^\star)/(L(0)-L^\star)}$ falls below `rtol`, or when the scaled gradient
-    $\|\nabla_\theta L\|\,\|\theta\| / (2 L_{\rm ref})$ falls below `gtol` (off by default:
-    near a small initialisation the gradient is tiny although the flow has not started).
+    r"""The steady-state stop. A flow ends at the first time one of these holds (which one is
+    reported in `FlowSolution.stopped_by`, a `linflow.STOPS`):
+
+    - `optimum`: the problem's relative excess loss $\sqrt{(L-L^\star)/(L(0)-L^\star)}$ over
+      the best loss $L^\star$ of any linear predictor falls below `rtol`;
+    - `reachable_optimum`: where the model's own best predictor is known in closed form
+      (`AbstractModel.reachable_optimum`: Eckart–Young for a `TwoLayer` narrower than the
+      target's rank, the best rank-$k$ PSD approximation for `Symmetric`), the predictor is
+      within `rtol` of it, relative to the problem's scale $\sqrt{2L_{\rm ref}}$;
+    - `stationary` (on by default): the dimensionless stationarity
+      $t\,|\dot L|/(L(0) - L(t))$ falls below `rtol`$^2$. This ends every flow at a steady
+      state, fittable or not (a factorisation narrower than its target's rank, a symmetric
+      model of an indefinite target, an overdetermined regression), with no tolerance in the
+      problem's units; it cannot fire while the flow leaves a saddle (the gradient grows
+      there, which keeps it above 1). See `linflow._steady_state` for the derivation;
+    - `scaled_gradient` (off by default): $\|\nabla_\theta L\|\,\|\theta\| / (2 L_{\rm ref})$
+      falls below `gtol` (near a small initialisation the gradient is tiny although the
+      flow has not started: prefer the stationarity criterion).
 
     The stop is relative, so it is reachable whatever the scale of data and parameters. Where
     the predictor is a difference of large terms ($w_+^D - w_-^D$ at a large initialisation),
@@ -23,13 +37,15 @@ class Converged(eqx.Module):
 
     **Arguments:**
 
-    - `rtol`: relative excess-loss tolerance (default `1e-10`).
-    - `gtol`: optional scaled-gradient tolerance, for problems with no interpolating solution
-      that the model can reach (e.g. a low-rank factorisation of a full-rank target).
+    - `rtol`: relative tolerance of the optimum criteria (default `1e-10`); the stationarity
+      criterion uses `rtol**2`.
+    - `gtol`: optional scaled-gradient tolerance.
+    - `stationary`: whether the stationarity criterion may end the flow (default `True`).
     """
 
     rtol: float = 1e-10
     gtol: float | None = None
+    stationary: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         if not (self.rtol > 0):

@@ -40,6 +40,18 @@ class AbstractFlowSystem(eqx.Module):
         forms override it with a formula that avoids the model's cancellation)."""
         return self.to_model(y).predictor()
 
+    def mirror_coordinates(self, y):
+        r"""Coordinates in which every plateau of the flow still moves, or `None` (default).
+
+        The stationarity stop (`linflow.Converged`) measures how fast the *loss* still
+        changes; from a vanishing initialisation the flow passes saddles where the loss is
+        flat to far below any tolerance. Forms whose state has coordinates that drift at a
+        steady rate across such plateaus and converge only at a true steady state (the dual
+        point $s = X^\top\nu$ of `DualFlowSystem`) return them here, and the stop then also
+        asks that they have settled."""
+        del y
+        return None
+
     def predictor_magnitude(self, y, predictor):
         """The rounding scale of `predictor = self.predictor(y)` (passed in, so that forms
         whose scale follows from it need not form it again; default:
@@ -47,6 +59,18 @@ class AbstractFlowSystem(eqx.Module):
         tolerance above the floor it implies."""
         del predictor
         return self.to_model(y).predictor_magnitude()
+
+    @property
+    def is_reduced(self) -> bool:
+        """Whether this is an exact reduced form (a smaller state than the parameters, with
+        isolated steady states: what `linflow.ImplicitAdjoint` needs); `False` for the
+        parameter flow itself."""
+        return True
+
+    def solver_choice(self):
+        """The `linflow.SolverChoice` this form is best integrated with, for `linflow.Auto`,
+        or `None` to let `Auto` choose by form and size (the default)."""
+        return None
 
     def state_scale(self):
         """The size the state reaches along the flow where rounding makes componentwise
@@ -76,3 +100,7 @@ class GradientFlowSystem(AbstractFlowSystem):
 
     def to_model(self, y):
         return y
+
+    @property
+    def is_reduced(self) -> bool:
+        return False

@@ -221,6 +221,10 @@ class LiftedTwoLayer(AbstractModel):
         scales = jnp.concatenate([jnp.full(D, su, dtype), jnp.full(m, sv, dtype)])
         return cls(wishart(key, scales, h), D)
 
+    def full_flow_system(self) -> None:
+        """`None`: `G` is a Gram matrix, not the network's parameters."""
+        return None
+
     def flow_system(self, problem: AbstractProblem) -> AbstractFlowSystem:
         """The exact ODE `linflow.flow` integrates for this model on `problem`."""
         if isinstance(problem, Regression) and problem.Y.ndim == 2:
@@ -273,6 +277,10 @@ class LiftedSymmetric(AbstractModel):
         k = _check_width(k)
         s = _check_scale(sigma, "sigma")
         return cls(wishart(key, jnp.full(n, s, jnp.result_type(float)), k))
+
+    def full_flow_system(self) -> None:
+        """`None`: `G` is a Gram matrix, not the network's parameters."""
+        return None
 
     def flow_system(self, problem: AbstractProblem) -> AbstractFlowSystem:
         """The exact ODE `linflow.flow` integrates for this model on `problem`."""

@@ -62,3 +62,34 @@ class AbstractModel(eqx.Module):
         initialisation), rounding limits how small the loss can get; the steady-state stop
         (`linflow.Converged`) uses this to keep its tolerance above that floor."""
         return None
+
+    def reachable_optimum(self, problem) -> Float[Array, "..."] | None:
+        """The best predictor this parametrisation can reach on `problem`, where it is known
+        in closed form (e.g. Eckart–Young for a width-$k$ factorisation), or `None`.
+
+        The steady-state stop (`linflow.Converged`) ends a flow that reaches it (reported as
+        `STOPS.reachable_optimum`); flows of models that return `None` still end at any
+        steady state by the stationarity criterion. Default: `None`."""
+        del problem
+        return None
+
+    def flow_system(self, problem):
+        """The exact ODE `linflow.flow` integrates for this model on `problem` (an
+        `AbstractFlowSystem`).
+
+        Default: the exact reduced form the problem has for this model where one is known
+        (`linflow._reduced.reduced_system`: diagonal and Hadamard nets on regression and
+        classification), else the gradient flow of the parameters (`full_flow_system`).
+        Models whose state is not their parameters (the lifted Gram models) override it."""
+        from .._reduced import reduced_system
+
+        reduced = reduced_system(self, problem)
+        return self.full_flow_system() if reduced is None else reduced
+
+    def full_flow_system(self):
+        """The gradient flow $\\dot\\theta = -\\nabla_\\theta L$ of this model's array
+        fields (`linflow.flow(..., form="full")`, and what `linflow.gd` discretises), or
+        `None` where the array fields are not the network's parameters (lifted models)."""
+        from .._system import GradientFlowSystem
+
+        return GradientFlowSystem(self)

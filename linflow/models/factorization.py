@@ -48,6 +48,11 @@ class TwoLayer(AbstractModel):
     def imbalances(self) -> dict[str, tuple[Array, Array]]:
         return {"imbalance": (self.U.T @ self.U, self.V.T @ self.V)}
 
+    def reachable_optimum(self, problem) -> Float[Array, "D m"] | None:
+        """The best predictor of rank at most the width, `problem.best_of_rank(width)`
+        (Eckart–Young on a `Factorization`), where the problem knows it."""
+        return problem.best_of_rank(self.width)
+
 
 class Symmetric(AbstractModel):
     r"""A symmetric factorisation with predictor $UU^\top$ (Tarmoun et al. 2021, Sec. 3).
@@ -65,6 +70,12 @@ class Symmetric(AbstractModel):
 
     def predictor(self) -> Float[Array, "n n"]:
         return self.U @ self.U.T
+
+    def reachable_optimum(self, problem) -> Float[Array, "n n"] | None:
+        """The best PSD predictor of rank at most $k$, `problem.best_psd_of_rank(k)` (the top
+        positive eigenpairs of the target's symmetric part on a `Factorization`), where the
+        problem knows it."""
+        return problem.best_psd_of_rank(self.U.shape[1])
 
 
 class DeepLinear(AbstractModel):

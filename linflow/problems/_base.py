@@ -33,6 +33,19 @@ class AbstractProblem(eqx.Module):
         del magnitude
         return jnp.asarray(0.0)
 
+    def best_of_rank(self, rank: int) -> Float[Array, "..."] | None:
+        """The predictor of rank at most `rank` with the lowest loss, where known in closed
+        form (`linflow.TwoLayer.reachable_optimum`), else `None` (the default)."""
+        del rank
+        return None
+
+    def best_psd_of_rank(self, rank: int) -> Float[Array, "..."] | None:
+        """The positive semi-definite predictor of rank at most `rank` with the lowest loss,
+        where known in closed form (`linflow.Symmetric.reachable_optimum`), else `None` (the
+        default)."""
+        del rank
+        return None
+
     def time_scale(self) -> Float[Array, ""]:
         """The natural time unit of the flow on this problem (used for default save times)."""
         return jnp.asarray(1.0)

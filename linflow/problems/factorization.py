@@ -17,7 +17,8 @@ class Factorization(AbstractProblem):
     The best linear predictor is $\Theta = Y$ with $L^\star = 0$, so `relative_excess` is
     $\|Y - \Theta\|_F / \|Y\|_F$. A model that cannot reach $Y$ (a symmetric factorisation of
     an indefinite or non-symmetric $Y$, a width below the rank of $Y$) ends at a stationary
-    point with a positive loss: stop it with `linflow.Converged(gtol=...)` or a finite `t1`.
+    point with a positive loss, its reachable optimum (`best_of_rank`, `best_psd_of_rank`);
+    the default stop ends it there.
 
     **Arguments:**
 
@@ -46,6 +47,25 @@ class Factorization(AbstractProblem):
         num = jnp.sqrt(jnp.sum((predictor - self.Y) ** 2))
         den = jnp.sqrt(jnp.sum(self.Y**2))
         return num / jnp.where(den > 0, den, 1.0)
+
+    def best_of_rank(self, rank: int) -> Float[Array, "m n"]:
+        r"""Eckart–Young: $\sum_{i \le k} \sigma_i u_i v_i^\top$ from the SVD of $Y$,
+        $k$ = `rank` (unique when $\sigma_k > \sigma_{k+1}$; the limit of the flow of
+        `TwoLayer(U, V)` of width $k$ from a generic start, Tarmoun et al. 2021, Sec. 4)."""
+        u, s, vt = jnp.linalg.svd(self.Y, full_matrices=False)
+        keep = jnp.arange(s.shape[0]) < rank
+        return (u * jnp.where(keep, s, 0.0)[None, :]) @ vt
+
+    def best_psd_of_rank(self, rank: int) -> Float[Array, "n n"]:
+        r"""The best PSD approximation of rank $\le k$ of $Y$: the $k$ largest positive
+        eigenpairs of its symmetric part $(Y + Y^\top)/2$ (the skew part is orthogonal to
+        every symmetric predictor). With $k \ge n$ it is the projection on the PSD cone, the
+        limit of `Symmetric(U)` (Tarmoun et al. 2021, Cor. 1 / Prop. 2)."""
+        sym = 0.5 * (self.Y + self.Y.T)
+        lam, P = jnp.linalg.eigh(sym)  # ascending
+        n = lam.shape[0]
+        keep = (jnp.arange(n) >= n - rank) & (lam > 0)
+        return (P * jnp.where(keep, lam, 0.0)[None, :]) @ P.T
 
     def time_scale(self):
         r"""$1/\|Y\|_F$: once learned, a component of singular value $\sigma$ relaxes at a rate
