@@ -132,9 +132,21 @@ def flow(
                 "`adjoint=ImplicitAdjoint()` differentiates a steady state: pass "
                 "`t1=inf` (the default) or a `stop`."
             )
-    return _integrate(
-        system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint
-    )
+    args = (system, problem, ts, stop, solver, float(t1), int(max_steps), bool(throw), adjoint)
+    if isinstance(solver, Fallback) and _is_concrete(args):
+        # Compile `then` only if `first` runs out of its budget: most flows never need it, and
+        # it is the larger program (an implicit solver with its Newton iteration and linear
+        # solver). Under a caller's `jit`/`vmap`/`grad` the choice is a value the program
+        # computes, so both stay in one program (below).
+        sol, first, switch = _integrate(*args, part="first")
+        if not bool(switch):
+            return sol
+        return _integrate(*args, part="then", first=first)
+    return _integrate(*args)
+
+
+def _is_concrete(tree) -> bool:
+    return all(is_concrete(x) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_array)))
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
@@ -165,9 +177,13 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
 
 
 @eqx.filter_jit
-def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint):
+def _integrate(
+    system, problem, ts, stop, choice, t1, max_steps, throw, adjoint, part="both", first=None
+):
     # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
-    # scales or initialisations reuse it.
+    # scales or initialisations reuse it. For a `Fallback`, `part` is "both" (one program
+    # choosing at run time), "first" (its first solver only; also returns that phase and
+    # whether `then` must continue it) or "then" (continues `first`, the phase "first" gave).
     implicit = isinstance(adjoint, ImplicitAdjoint)
     adjoint_cfg = adjoint
     if implicit:
@@ -179,11 +195,10 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         ts = jnp.minimum(ts, t1)
     ref = problem.reference_loss()
 
-    def converged_fn(t, y, args, **kwargs):
-        del t, args, kwargs
-        # The system's predictor: for reduced forms, without the cancellation of the model's
-        # own (w+^D - w-^D at a large scale would put the stop's floor at its rounding level).
-        pred = system.predictor(y)
+    def converged_fn(y, pred):
+        # `pred` is the system's predictor: for reduced forms, without the cancellation of the
+        # model's own (w+^D - w-^D at a large scale would put the stop's floor at its rounding
+        # level).
         tol = excess_tolerance(stop, problem, system.predictor_magnitude(y, pred))
         done = problem.relative_excess(pred) <= tol
         if stop.gtol is not None:
@@ -193,13 +208,20 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
             done = done | (gnorm * pnorm <= stop.gtol * 2 * ref)
         return done
 
-    def diverged_fn(t, y, args, **kwargs):
-        del t, args, kwargs
-        loss = problem.loss(system.predictor(y))
+    def diverged_fn(pred):
+        loss = problem.loss(pred)
         return ~jnp.isfinite(loss) | (loss > _DIVERGENCE_FACTOR * jnp.maximum(ref, 1.0))
 
-    conds = [diverged_fn] if stop is None else [converged_fn, diverged_fn]
-    event = diffrax.Event(cond_fn=conds)
+    def stop_fn(t, y, args, **kwargs):
+        # One event function, with one evaluation of the predictor: diffrax evaluates every
+        # event function at every step and keeps a mask for each; which of the two tests held
+        # is read off the final state (`run`).
+        del t, args, kwargs
+        pred = system.predictor(y)
+        done = diverged_fn(pred)
+        return done if stop is None else done | converged_fn(y, pred)
+
+    event = diffrax.Event(cond_fn=stop_fn)
     term = diffrax.ODETerm(system.vector_field)
 
     scale = system.state_scale()
@@ -249,23 +271,20 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
             adjoint=adjoint,
         )
         ys_ts, ys_final = sol.ys
+        y_final = jax.tree.map(lambda x: x[0], ys_final)
+        t_final = sol.ts[1][0]
         stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-        if stop is None:  # (converged, diverged)
-            mask = (jnp.asarray(False), sol.event_mask[0])
-        else:
-            mask = tuple(sol.event_mask)
+        # The event ends the solve at the first step end where the stop or the divergence
+        # test holds (never both: a loss above 1e12 L_ref, or NaN, fails the stop).
+        diverged = sol.event_mask & diverged_fn(system.predictor(y_final))
+        converged = sol.event_mask & ~diverged if stop is not None else jnp.asarray(False)
         return _Phase(
-            ys_ts,
-            jax.tree.map(lambda x: x[0], ys_final),
-            sol.ts[1][0],
-            RESULTS.promote(sol.result),
-            *mask,
-            stats,
+            ys_ts, y_final, t_final, RESULTS.promote(sol.result), converged, diverged, stats
         )
 
     if isinstance(choice, Fallback):
         budget = min(choice.budget, max(1, max_steps // 2))
-        phase = run(choice.first, 0.0, y0, ts, budget)
+        phase = first if part == "then" else run(choice.first, 0.0, y0, ts, budget)
 
         def continue_with_then(first):
             # Continue from where `first` ran out of steps; saves before that come from
@@ -293,7 +312,13 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
 
         out_of_steps = phase.result == RESULTS.max_steps_reached
         switch = out_of_steps | (phase.diverged & ~phase.converged)
-        phase = jax.lax.cond(switch, continue_with_then, keep, phase)
+        if part == "both":
+            phase = jax.lax.cond(switch, continue_with_then, keep, phase)
+        elif part == "first":
+            first = phase
+            phase = keep(phase)
+        else:
+            phase = continue_with_then(phase)
     else:
         phase = run(choice, 0.0, y0, ts, max_steps)
     ys_ts, final_y, t_final = phase.ys_ts, phase.y_final, phase.t_final
@@ -330,9 +355,11 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
     residual = problem.relative_excess(final_predictor)
     if throw:
         bad = (result != RESULTS.converged) & (result != RESULTS.successful)
+        if part == "first":
+            bad = bad & ~switch  # `then` continues: the call with part="then" reports
         final = result.error_if(final, bad)
     stats = dict(phase.stats, max_steps=jnp.asarray(max_steps))
-    return FlowSolution(
+    solution = FlowSolution(
         ts=ts,
         models=models,
         losses=losses,
@@ -346,6 +373,9 @@ def _integrate(system, problem, ts, stop, choice, t1, max_steps, throw, adjoint)
         solver_reason=choice.reason,
         form=system.name,
     )
+    if part == "first":
+        return solution, first, switch
+    return solution
 
 
 class _Phase(eqx.Module):
