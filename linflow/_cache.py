@@ -7,6 +7,7 @@ the same shapes loads its program instead of compiling it. linflow turns this ca
 the user's cache folder unless the user has configured JAX's cache themselves.
 """
 
+import importlib.util
 import os
 import pathlib
 
@@ -49,7 +50,7 @@ def configure_compilation_cache() -> pathlib.Path | None:
     path = default_cache_dir()
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_TIME_SECS)
-    if jax.config.jax_compilation_cache_max_size == -1:
+    if jax.config.jax_compilation_cache_max_size == -1 and importlib.util.find_spec("filelock"):
         jax.config.update("jax_compilation_cache_max_size", _MAX_SIZE_BYTES)
     # JAX decides once per process whether the cache is in use, at the first compilation: if
     # anything compiled before `import linflow`, that decision was "no cache" and must be

@@ -146,7 +146,10 @@ def flow(
 
 
 def _is_concrete(tree) -> bool:
-    return all(is_concrete(x) for x in jax.tree.leaves(eqx.filter(tree, eqx.is_array)))
+    """Whether the flow can be decided here: `tree` holds values, and no caller's `jit` is
+    tracing (inside one, an operation on constants gives a tracer, and so would the switch)."""
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+    return all(is_concrete(x) for x in leaves) and is_concrete(jnp.zeros(()))
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:

@@ -200,3 +200,13 @@ def test_implicit_fallback_is_compiled_only_when_the_explicit_phase_runs_out(spa
     want = lf.limits.hypentropy_minimiser(sparse.X, sparse.Y, 1e-2)
     # The stop's relative excess of 1e-10 moves beta by <= ~1e-9 here (test_solver_auto).
     assert _rel(sol.final.predictor(), want) <= 1e-8
+
+
+def test_fallback_under_a_callers_jit_with_constant_inputs_decides_inside(sparse):
+    # Inputs closed over by a caller's `jit` are constants, but the switch is then a traced
+    # value: the flow must stay one program (and give the unjitted call's answer).
+    model = lf.DiagonalNet.unbiased(D, 1e-2)
+    sol = jax.jit(lambda: lf.flow(model, sparse, saveat=lf.SaveAt(num=4)))()
+    want = lf.limits.hypentropy_minimiser(sparse.X, sparse.Y, 1e-2)
+    assert bool(sol.converged) and int(sol.stats["fallback_steps"]) > 0
+    assert _rel(sol.final_predictor, want) <= 1e-8
