@@ -13,8 +13,6 @@ reduced form and full parameter flow, alpha from the rich to the kernel regime) 
     python benchmarks/float32.py [--quick]
 """
 
-import subprocess
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -33,15 +31,6 @@ def _f32(tree):
         return x
 
     return jax.tree.map(cast, tree)
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except Exception:  # not a git checkout
-        return "unknown"
 
 
 def _cases(quick):
@@ -129,8 +118,6 @@ def main():
         args,
         "float32",
         {
-            "mode": "quick" if args.quick else "full",
-            "commit": _commit(),
             "float32_stop_floor": floor,
             "rows": rows,
         },

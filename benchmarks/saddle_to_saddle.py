@@ -4,7 +4,6 @@ rescaled time tau = t / log(1/alpha) at alpha = 1e-5, 1e-10, 1e-30 against the s
 to alpha = 1e-200 (each timing after a compiling call at the same shapes).
 """
 
-import subprocess
 import time
 
 import matplotlib
@@ -72,12 +71,10 @@ def main():
     ax3.loglog(logs, times, "s--", color="C1", label="wall time (s)")
     ax3.set_ylabel("wall time (s)")
     ax2.set_title("flow cost vs log(1/alpha) (depth 2)")
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     write(
         args,
         "saddle_to_saddle",
         {
-            "commit": commit.strip(),
             "n": n,
             "d": d,
             "jump_times": T.tolist(),

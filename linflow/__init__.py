@@ -12,6 +12,7 @@ from . import (
     sweep as sweep,
 )
 from ._adjoint import ImplicitAdjoint as ImplicitAdjoint
+from ._cache import configure_compilation_cache as _configure_compilation_cache
 from ._flow import flow as flow
 from ._gd import gd as gd
 from ._linear_solver import LU as LU, with_lu as with_lu
@@ -55,6 +56,10 @@ from .problems import (
 )
 from .sweep import Sweep as Sweep, SweepTable as SweepTable
 
+
+# JAX's persistent compilation cache in the user's cache folder, unless configured otherwise
+# (`LINFLOW_CACHE_DIR`, `LINFLOW_CACHE=0`, or JAX's own settings): see `linflow._cache`.
+_configure_compilation_cache()
 
 try:
     __version__ = importlib.metadata.version("linflow")

@@ -62,5 +62,6 @@ def poison_tangent(x, ok):
 def _poison_tangent_jvp(primals, tangents):
     x, ok = primals
     tx, _ = tangents
-    scale = jnp.where(ok, 1.0, jnp.nan).astype(jnp.result_type(x))
-    return x, tx * scale
+    nan_unless_ok = jnp.where(ok, 1.0, jnp.nan)
+    # `x` is a state: an array (reduced forms) or a model (the full form), a pytree.
+    return x, jax.tree.map(lambda t: t * nan_unless_ok.astype(jnp.result_type(t)), tx)

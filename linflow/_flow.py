@@ -167,12 +167,28 @@ def flow(
         raise TypeError(f"`clock` must be None or a `linflow.LogTime`, got {type(clock)}.")
     if progress is not None and not isinstance(progress, Progress):
         raise TypeError(f"`progress` must be None or a `linflow.Progress`, got {type(progress)}.")
-    sol = _integrate(
-        system, problem, saveat, stop, solver, float(t1), int(max_steps), adjoint, clock, progress
-    )
+    args = (system, problem, saveat, stop, solver, float(t1), int(max_steps), adjoint, clock)
+    args = args + (progress,)
+    if isinstance(solver, Fallback) and _is_concrete(args):
+        # Compile `then` only if `first` runs out of its budget: most flows never need it, and
+        # it is the larger program (an implicit solver with its Newton iteration and linear
+        # solver). Under a caller's `jit`/`vmap`/`grad` the choice is a value the program
+        # computes, so both stay in one program (`part="both"`).
+        sol, first, switch = _integrate(*args, part="first")
+        if bool(switch):
+            sol = _integrate(*args, part="then", first=first)
+    else:
+        sol = _integrate(*args)
     # Outside the compiled solve, so that a concrete failure's error can name the residual
     # reached (under jit/vmap: an `eqx.error_if` on `final`).
     return raise_if_failed(sol, stop) if throw else sol
+
+
+def _is_concrete(tree) -> bool:
+    """Whether the flow can be decided here: `tree` holds values, and no caller's `jit` is
+    tracing (inside one, an operation on constants gives a tracer, and so would the switch)."""
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+    return all(is_concrete(x) for x in leaves) and is_concrete(jnp.zeros(()))
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
@@ -198,9 +214,24 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
 
 
 @eqx.filter_jit
-def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, clock, progress):
+def _integrate(
+    system,
+    problem,
+    saveat,
+    stop,
+    choice,
+    t1,
+    max_steps,
+    adjoint,
+    clock,
+    progress,
+    part="both",
+    first=None,
+):
     # One compiled function per (shapes, solver, stop, t1): repeated flows with new data,
-    # scales or initialisations reuse it.
+    # scales or initialisations reuse it. For a `Fallback`, `part` is "both" (one program
+    # choosing at run time), "first" (its first solver only; also returns that phase and
+    # whether `then` must continue it) or "then" (continues `first`, the phase "first" gave).
     implicit = isinstance(adjoint, ImplicitAdjoint)
     adjoint_cfg = adjoint
     if implicit:
@@ -228,19 +259,22 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, cl
     else:
         meter, t1_run = progress.meter(clock, problem, t1, t1_solver, ts.dtype)
 
-    def converged_fn(t, y, args, **kwargs):
-        del args, kwargs
-        # The system's predictor: for reduced forms, without the cancellation of the model's
-        # own (w+^D - w-^D at a large scale would put the stop's floor at its rounding level).
-        return steady.holds(clock.from_solver(t), y)
-
-    def diverged_fn(t, y, args, **kwargs):
-        del t, args, kwargs
-        loss = problem.loss(system.predictor(y))
+    def diverged_fn(pred):
+        loss = problem.loss(pred)
         return ~jnp.isfinite(loss) | (loss > _DIVERGENCE_FACTOR * jnp.maximum(ref, 1.0))
 
-    conds = [diverged_fn] if stop is None else [converged_fn, diverged_fn]
-    event = diffrax.Event(cond_fn=conds)
+    def stop_fn(t, y, args, **kwargs):
+        # One event function, with one evaluation of the predictor: diffrax evaluates every
+        # event function at every step and keeps a mask for each; which of the two tests held
+        # is read off the final state (`run`). The system's predictor: for reduced forms,
+        # without the cancellation of the model's own (w+^D - w-^D at a large scale would put
+        # the stop's floor at its rounding level).
+        del args, kwargs
+        pred = system.predictor(y)
+        done = diverged_fn(pred)
+        return done if stop is None else done | steady.holds(clock.from_solver(t), y, pred)
+
+    event = diffrax.Event(cond_fn=stop_fn)
     term = diffrax.ODETerm(system.vector_field)
 
     scale = system.state_scale()
@@ -300,23 +334,20 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, cl
             progress_meter=meter,
         )
         ys_ts, ys_final = sol.ys
+        y_final = jax.tree.map(lambda x: x[0], ys_final)
+        t_final = sol.ts[1][0]
         stats = {k: sol.stats[k] for k in ("num_steps", "num_accepted_steps", "num_rejected_steps")}
-        if stop is None:  # (converged, diverged)
-            mask = (jnp.asarray(False), sol.event_mask[0])
-        else:
-            mask = tuple(sol.event_mask)
+        # The event ends the solve at the first step end where the stop or the divergence
+        # test holds (never both: a loss above 1e12 L_ref, or NaN, fails the stop).
+        diverged = sol.event_mask & diverged_fn(system.predictor(y_final))
+        converged = sol.event_mask & ~diverged if stop is not None else jnp.asarray(False)
         return _Phase(
-            ys_ts,
-            jax.tree.map(lambda x: x[0], ys_final),
-            sol.ts[1][0],
-            RESULTS.promote(sol.result),
-            *mask,
-            stats,
+            ys_ts, y_final, t_final, RESULTS.promote(sol.result), converged, diverged, stats
         )
 
     if isinstance(choice, Fallback):
         budget = min(choice.budget, max(1, max_steps // 2))
-        phase = run(choice.first, 0.0, y0, ts, budget)
+        phase = first if part == "then" else run(choice.first, 0.0, y0, ts, budget)
 
         def continue_with_then(first):
             # Continue from where `first` ran out of steps; saves before that come from
@@ -344,7 +375,13 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, cl
 
         out_of_steps = phase.result == RESULTS.max_steps_reached
         switch = out_of_steps | (phase.diverged & ~phase.converged)
-        phase = jax.lax.cond(switch, continue_with_then, keep, phase)
+        if part == "both":
+            phase = jax.lax.cond(switch, continue_with_then, keep, phase)
+        elif part == "first":
+            first = phase
+            phase = keep(phase)
+        else:
+            phase = continue_with_then(phase)
     else:
         phase = run(choice, 0.0, y0, ts, max_steps)
     ys_ts, final_y, t_final = phase.ys_ts, phase.y_final, phase.t_final
@@ -388,7 +425,7 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, cl
     final_predictor = system.predictor(final_y)
     residual = problem.relative_excess(final_predictor)
     stats = dict(phase.stats, max_steps=jnp.asarray(max_steps), direction_rate=turning)
-    return FlowSolution(
+    solution = FlowSolution(
         ts=ts,
         models=models,
         losses=losses,
@@ -403,6 +440,9 @@ def _integrate(system, problem, saveat, stop, choice, t1, max_steps, adjoint, cl
         form=system.name,
         stopped_by=stopped_by,
     )
+    if part == "first":
+        return solution, first, switch
+    return solution
 
 
 class _Phase(eqx.Module):

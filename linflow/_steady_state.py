@@ -129,10 +129,12 @@ class SteadyState(eqx.Module):
         drift = jnp.where((speed > 0) & (moved == 0), jnp.inf, drift)
         return jnp.maximum(s, drift**2)
 
-    def criteria(self, t, y):
-        """The booleans `(optimum, reachable_optimum, stationary, scaled_gradient)`."""
+    def criteria(self, t, y, pred=None):
+        """The booleans `(optimum, reachable_optimum, stationary, scaled_gradient)` at state
+        `y` (`pred`: the system's predictor there, if already formed)."""
         stop = self.stop
-        pred = self.system.predictor(y)
+        if pred is None:
+            pred = self.system.predictor(y)
         optimum = self.problem.relative_excess(pred) <= self._excess_tolerance(y, pred)
         if self.target is None:
             reachable = jnp.asarray(False)
@@ -152,8 +154,8 @@ class SteadyState(eqx.Module):
             scaled = jnp.asarray(False)
         return optimum, reachable, stationary, scaled
 
-    def holds(self, t, y):
-        optimum, reachable, stationary, scaled = self.criteria(t, y)
+    def holds(self, t, y, pred=None):
+        optimum, reachable, stationary, scaled = self.criteria(t, y, pred)
         return optimum | reachable | stationary | scaled
 
     def which(self, t, y, converged):
