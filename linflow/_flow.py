@@ -121,7 +121,7 @@ def flow(
     if adjoint is None:
         adjoint = diffrax.RecursiveCheckpointAdjoint()
     if isinstance(adjoint, ImplicitAdjoint):
-        if system.name == "full":
+        if system.name in ("full", "rowspace"):
             raise ValueError(
                 "`adjoint=ImplicitAdjoint()` needs an isolated steady state, which only exact "
                 f"reduced forms have; {type(model).__name__} on {type(problem).__name__} "
@@ -151,6 +151,11 @@ def _select_system(model, problem, form) -> AbstractFlowSystem:
         return model.flow_system(problem)
     if form == "full":
         return GradientFlowSystem(model)
+    from .lifted import TwoLayerRowSpaceSystem
+    from .models import TwoLayer
+
+    if isinstance(model, TwoLayer) and TwoLayerRowSpaceSystem.is_smaller(model, problem):
+        return TwoLayerRowSpaceSystem.build(model, problem.X)
     from ._reduced import reduced_system
 
     reduced = reduced_system(model, problem)
