@@ -349,67 +349,181 @@ class LiftedSymmetricSystem(_AbstractGramSystem):
         return B + B.T
 
 
-class RowSpaceLiftedSystem(AbstractFlowSystem):
-    r"""The lifted two-layer regression flow reduced to the row space of $X$.
+class RowSpacePropagator(eqx.Module):
+    r"""The two-layer regression flow on the row space of $X$, as a propagator.
 
-    State: the propagator $M\in\mathbb R^{q\times q}$, $q = n + m$, of $\dot W_1 = A_1 W_1$,
-    $\dot M = A_1 M$, $M(0) = I$, with $A_1 = [[0, -g_1], [-g_1^\top, 0]]$,
+    $\dot M = A_1 M$, $M(0) = I_q$, $q = n + m$, with $A_1 = [[0, -g_1], [-g_1^\top, 0]]$,
     $g_1 = X_1^\top\nabla\ell(X_1\Theta_1)$, $X_1 = X\Phi_1$,
-    $\Theta_1 = (MG_1(0)M^\top)_{[:n,\,n:]}$.
-    $\Phi_1$ ($D\times n$) holds the right singular vectors of $X$; columns for singular values
-    below $\max(n, D)\,\varepsilon\,\sigma_1$ are zero (those directions are treated as null
-    space), so the static shape does not depend on the numerical rank.
+    $\Theta_1 = (MG_1(0)M^\top)_{[:n,\,n:]}$, and the predictor
+    $\Theta = \Phi_1\Theta_1 + N_0M_{[n:]}^\top$ with $N_0 = \Phi_2U_2W_1(0)^\top$.
+    $\Phi_1$ ($D\times n$) holds the right singular vectors of $X$; columns for singular
+    values below $\max(n, D)\,\varepsilon\,\sigma_1$ are zero (those directions are treated
+    as null space), so the static shape does not depend on the numerical rank.
+
+    Shared by `RowSpaceLiftedSystem` (which maps $M$ to the Gram matrix) and
+    `TwoLayerRowSpaceSystem` (which maps $M$ to $U$ and $V$).
     """
 
-    model: LiftedTwoLayer
     Phi1: Float[Array, "D n"]
     X1: Float[Array, "n n"]
     G1_0: Float[Array, "q q"]
     N0: Float[Array, "D q"]
+
+    def initial_state(self):
+        return jnp.eye(self.G1_0.shape[0], dtype=self.G1_0.dtype)
+
+    def theta1(self, M):
+        n = self.X1.shape[0]
+        # Multiply the m columns first: O(q^2 m + n q m) per evaluation, not O(n q^2).
+        return M[:n, :] @ (self.G1_0 @ M[n:, :].T)
+
+    def predictor(self, M):
+        r"""$\Theta = \Phi_1\Theta_1 + N_0M_{[n:]}^\top$, in $O(Dqm)$."""
+        n = self.X1.shape[0]
+        return self.Phi1 @ self.theta1(M) + self.N0 @ M[n:, :].T
+
+    def vector_field(self, t, M, problem):
+        del t
+        n = self.X1.shape[0]
+        g1 = self.X1.T @ jax.grad(problem.output_loss)(self.X1 @ self.theta1(M))
+        return -jnp.concatenate([g1 @ M[n:, :], g1.T @ M[:n, :]], axis=0)
+
+
+def _propagator_solver_choice():
+    # The propagator starts at the identity: atol at the scale 1 (`_lifted_solver_choice`).
+    from ._solver import SolverChoice
+
+    return SolverChoice(
+        diffrax.Dopri8(),
+        rtol=1e-12,
+        atol=1e-14,
+        reason="row-space propagator: explicit high order (small, not stiff, dense Jacobian "
+        "wasteful)",
+    )
+
+
+class RowSpaceLiftedSystem(AbstractFlowSystem):
+    r"""The lifted two-layer regression flow reduced to the row space of $X$: the state is
+    the propagator $M$ of `RowSpacePropagator`; the Gram matrix follows from it as
+    $G_1 = MG_1(0)M^\top$, $C = U_2W_1^\top = C(0)M^\top$ and the constant $U_2U_2^\top$
+    (module docstring)."""
+
+    model: LiftedTwoLayer
+    propagator: RowSpacePropagator
     K: Float[Array, "D D"]
     name = "lifted-rowspace"
 
     @classmethod
     def build(cls, model: LiftedTwoLayer, X) -> "RowSpaceLiftedSystem":
         Phi1, X1, G1_0, N0, K = _rowspace_blocks(model.G, X, model.D)
-        return cls(model, Phi1, X1, G1_0, N0, K)
+        return cls(model, RowSpacePropagator(Phi1, X1, G1_0, N0), K)
 
     def solver_choice(self):
-        return _lifted_solver_choice(self.initial_state())
+        return _propagator_solver_choice()
 
     def initial_state(self):
-        return jnp.eye(self.G1_0.shape[0], dtype=self.G1_0.dtype)
-
-    def _theta1(self, M):
-        n = self.X1.shape[0]
-        # Multiply the m columns first: O(q^2 m + n q m) per evaluation, not O(n q^2).
-        return M[:n, :] @ (self.G1_0 @ M[n:, :].T)
+        return self.propagator.initial_state()
 
     def vector_field(self, t, y, problem):
-        n = self.X1.shape[0]
-        theta1 = self._theta1(y)
-        g1 = self.X1.T @ jax.grad(problem.output_loss)(self.X1 @ theta1)
-        return -jnp.concatenate([g1 @ y[n:, :], g1.T @ y[:n, :]], axis=0)
+        return self.propagator.vector_field(t, y, problem)
+
+    def predictor(self, y):
+        return self.propagator.predictor(y)
 
     def to_model(self, y):
-        # Built block by block so that `predictor()` (the U-V block) only costs O(D q m):
-        # the engine evaluates it at every step, and XLA drops the unused blocks.
-        n = self.X1.shape[0]
-        R = self.N0 @ y.T  # Phi2 U2 W1^T, shape (D, q)
-        G1 = y @ self.G1_0 @ y.T
+        # Built block by block; `predictor()` above avoids forming the D x D block.
+        p = self.propagator
+        n = p.X1.shape[0]
+        R = p.N0 @ y.T  # Phi2 U2 W1^T, shape (D, q)
+        G1 = y @ p.G1_0 @ y.T
         G1 = 0.5 * (G1 + G1.T)
-        A = self.Phi1 @ R[:, :n].T
-        GU = self.Phi1 @ G1[:n, :n] @ self.Phi1.T + A + A.T + self.K
-        GUV = self.Phi1 @ self._theta1(y) + self.N0 @ y[n:, :].T
+        A = p.Phi1 @ R[:, :n].T
+        GU = p.Phi1 @ G1[:n, :n] @ p.Phi1.T + A + A.T + self.K
+        GUV = p.predictor(y)
         G = jnp.block([[GU, GUV], [GUV.T, G1[n:, n:]]])
         return LiftedTwoLayer(G, self.model.D)
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _rowspace_blocks(G, X, D):
+class TwoLayerRowSpaceSystem(AbstractFlowSystem):
+    r"""The exact flow of `TwoLayer(U, V)` on regression with a matrix target and fewer
+    samples than inputs ($n < D$), integrated through the row-space propagator.
+
+    The state is the $q\times q$ propagator $M$ of `RowSpacePropagator`, $q = n + m$; the
+    parameters follow from it exactly at any time:
+
+    $$W_1(t) = M(t)\,W_1(0),\quad U(t) = \Phi_1 W_{1[:n]}(t) + (I - \Phi_1\Phi_1^\top)U(0),
+    \quad V(t) = W_{1[n:]}(t),$$
+
+    since the null-space part $\Phi_2^\top U$ of $U$ is constant (the gradient
+    $X^\top(\cdot)V^\top$ lies in the row space of $X$). The ODE has $q^2$ states against
+    the $(D + m)h$ parameters: for Min et al.'s setting ($D = 400$, $n = 100$, $m = 1$,
+    $h = 500$), 10,201 instead of 200,500. `linflow.flow` chooses it by default when it is the
+    smaller state (`form="full"` forces the parameters); `FlowSolution.final` is a `TwoLayer`.
+    """
+
+    propagator: RowSpacePropagator
+    W1_0: Float[Array, "q h"]
+    U_perp: Float[Array, "D h"]
+    name = "rowspace"
+
+    @classmethod
+    def build(cls, model: TwoLayer, X) -> "TwoLayerRowSpaceSystem":
+        Phi1, X1 = _rowspace_basis(X)
+        U1 = Phi1.T @ model.U
+        W1_0 = jnp.concatenate([U1, model.V], axis=0)
+        U_perp = model.U - Phi1 @ U1
+        G1_0 = W1_0 @ W1_0.T
+        prop = RowSpacePropagator(Phi1, X1, 0.5 * (G1_0 + G1_0.T), U_perp @ W1_0.T)
+        return cls(prop, W1_0, U_perp)
+
+    @staticmethod
+    def is_smaller(model: TwoLayer, problem: AbstractProblem) -> bool:
+        """Whether this form applies to `model` on `problem` (regression with a matrix target
+        and $n < D$) and has fewer states than the parameters, $(n + m)^2 < (D + m)h$."""
+        if not (isinstance(problem, Regression) and problem.Y.ndim == 2):
+            return False
+        (n, D), (m, h) = problem.X.shape, model.V.shape
+        return n < D and (n + m) ** 2 < (D + m) * h
+
+    def solver_choice(self):
+        return _propagator_solver_choice()
+
+    def initial_state(self):
+        return self.propagator.initial_state()
+
+    def vector_field(self, t, y, problem):
+        return self.propagator.vector_field(t, y, problem)
+
+    def predictor(self, y):
+        return self.propagator.predictor(y)
+
+    @property
+    def is_reduced(self) -> bool:
+        # The same manifold of minimisers as the parameter flow (any U R, V R^-T with the
+        # imbalance): no isolated steady state for `linflow.ImplicitAdjoint`.
+        return False
+
+    def predictor_magnitude(self, y, predictor):
+        del y, predictor
+        return None  # TwoLayer's: no cancellation floor
+
+    def to_model(self, y):
+        n = self.propagator.X1.shape[0]
+        W1 = y @ self.W1_0
+        return TwoLayer(self.propagator.Phi1 @ W1[:n] + self.U_perp, W1[n:])
+
+
+@jax.jit
+def _rowspace_basis(X):
     _, s, Vh = jnp.linalg.svd(X, full_matrices=False)
     tol = s[0] * max(X.shape) * jnp.finfo(X.dtype).eps
     Phi1 = Vh.T * (s > tol)[None, :]
+    return Phi1, X @ Phi1
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _rowspace_blocks(G, X, D):
+    Phi1, X1 = _rowspace_basis(X)
     # W1 = B^T W with B = blockdiag(Phi1, I_m).
     GU, GUV, GV = G[:D, :D], G[:D, D:], G[D:, D:]
     PGU = Phi1.T @ GU
@@ -421,7 +535,7 @@ def _rowspace_blocks(G, X, D):
     P2GUPhi1 = P2GU @ Phi1
     N0 = jnp.concatenate([P2GUPhi1, P2GUV], axis=1)
     K = P2GU - P2GUPhi1 @ Phi1.T
-    return Phi1, X @ Phi1, 0.5 * (G1_0 + G1_0.T), N0, 0.5 * (K + K.T)
+    return Phi1, X1, 0.5 * (G1_0 + G1_0.T), N0, 0.5 * (K + K.T)
 
 
 __all__ = [
@@ -430,5 +544,7 @@ __all__ = [
     "LiftedFlowSystem",
     "LiftedSymmetricSystem",
     "RowSpaceLiftedSystem",
+    "RowSpacePropagator",
+    "TwoLayerRowSpaceSystem",
     "wishart",
 ]

@@ -26,7 +26,7 @@ def _twolayer(key, D, m, h, scale=0.4):
 
 def _assert_same_path(model, lifted, problem, form):
     saveat = lf.SaveAt(ts=TS)
-    ref = lf.flow(model, problem, saveat=saveat, stop=None, t1=5.0, solver=TIGHT)
+    ref = lf.flow(model, problem, saveat=saveat, stop=None, t1=5.0, solver=TIGHT, form="full")
     sol = lf.flow(lifted, problem, saveat=saveat, stop=None, t1=5.0, solver=TIGHT)
     assert sol.form == form
     P, Q = np.asarray(ref.predictors), np.asarray(sol.predictors)
@@ -64,6 +64,47 @@ def test_lifted_regression_matches_twolayer(getkey, D, n, m, h, rank, form):
     np.testing.assert_allclose(np.asarray(sol.models.G), G_ref, rtol=0, atol=REL * scale)
     # The nonzero imbalance spectrum of the explicit model is conserved by the lifted flow.
     assert float(sol.conserved_drift()["imbalance_spectrum"]) < 1e-9
+
+
+@pytest.mark.parametrize("rank", [4, 3])  # X of full row rank, and rank-deficient
+def test_twolayer_default_flows_through_rowspace_propagator(getkey, rank):
+    # n < D and (n + m)^2 < (D + m) h: the default integrates the propagator, and returns
+    # U(t), V(t) themselves; against the parameters' own flow (form="full"), at every save
+    # and at the steady state.
+    D, n, m, h = 9, 4, 2, 12
+    X = jr.normal(getkey(), (n, rank)) @ jr.normal(getkey(), (rank, D)) / np.sqrt(D)
+    Y = X @ jr.normal(getkey(), (D, m))
+    problem = lf.Regression(X, Y)
+    model = _twolayer(getkey(), D, m, h)
+    saveat = lf.SaveAt(ts=TS)
+    ref = lf.flow(model, problem, saveat=saveat, stop=None, t1=5.0, solver=TIGHT, form="full")
+    sol = lf.flow(model, problem, saveat=saveat, stop=None, t1=5.0, solver=TIGHT)
+    assert sol.form == "rowspace" and ref.form == "full"
+    assert isinstance(sol.final, lf.TwoLayer)
+    scale = np.abs(np.asarray(ref.models.U)).max()
+    assert np.abs(np.asarray(ref.models.U[-1] - ref.models.U[0])).max() > 0.1 * scale
+    for name in ("U", "V"):
+        np.testing.assert_allclose(
+            getattr(sol.models, name), getattr(ref.models, name), rtol=0, atol=REL * scale
+        )
+    # The conserved imbalance U^T U - V^T V (h x h), through the propagator's U(t), V(t).
+    assert float(sol.conserved_drift()["imbalance"]) < 1e-9
+    # To the steady state with the default stop: the same limit as the parameters' flow.
+    lim = lf.flow(model, problem)
+    lim_ref = lf.flow(model, problem, form="full")
+    assert lim.form == "rowspace" and bool(lim.converged)
+    for name in ("U", "V"):
+        a, b = getattr(lim.final, name), getattr(lim_ref.final, name)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-7 * np.abs(np.asarray(b)).max())
+
+
+def test_twolayer_keeps_parameters_when_they_are_the_smaller_state(getkey):
+    # Width h = 2: (n + m)^2 = 36 states against (D + m) h = 22 parameters.
+    D, n, m, h = 9, 4, 2, 2
+    X = jr.normal(getkey(), (n, D)) / np.sqrt(D)
+    problem = lf.Regression(X, X @ jr.normal(getkey(), (D, m)))
+    sol = lf.flow(_twolayer(getkey(), D, m, h), problem, stop=None, t1=1.0)
+    assert sol.form == "full"
 
 
 def test_lifted_sensing_matches_twolayer(getkey):

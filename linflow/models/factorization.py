@@ -53,6 +53,17 @@ class TwoLayer(AbstractModel):
         (Eckart–Young on a `Factorization`), where the problem knows it."""
         return problem.best_of_rank(self.width)
 
+    def flow_system(self, problem):
+        r"""The row-space propagator (`linflow.lifted.TwoLayerRowSpaceSystem`, exact, $q^2$
+        states with $q = n + m$) where it applies and is smaller than the $(D + m)h$
+        parameters (regression with a matrix target and $n < D$); the parameters otherwise.
+        `form="full"` forces the parameters."""
+        from ..lifted import TwoLayerRowSpaceSystem
+
+        if TwoLayerRowSpaceSystem.is_smaller(self, problem):
+            return TwoLayerRowSpaceSystem.build(self, problem.X)
+        return super().flow_system(problem)
+
 
 class Symmetric(AbstractModel):
     r"""A symmetric factorisation with predictor $UU^\top$ (Tarmoun et al. 2021, Sec. 3).
