@@ -84,8 +84,10 @@ class DualFlowSystem(AbstractFlowSystem):
         r"""The dual point $s = X^\top\nu$: on a plateau between saddles its coordinates off
         the support move at the constant rate $-\nabla_\beta L$ (while $\beta$ and the loss
         are still to rounding), and it converges only at a steady state, fittable or not
-        ($X^\top\rho = 0$)."""
-        return y @ self.X
+        ($X^\top\rho = 0$). Only its two-sided coordinates (`AbstractPotential.two_sided`;
+        the others are held at 0): a one-sided coordinate reaches its steady state
+        $\beta_i = 0$ only as $s_i \to \pm\infty$."""
+        return jnp.where(self.potential.two_sided(), y @ self.X, 0.0)
 
     def predictor_magnitude(self, y, predictor):
         r"""The scale $m$ of $\beta$'s rounding error ($|\delta\beta_i| \approx u\,m_i$).

@@ -218,6 +218,10 @@ class ExponentialPotential(AbstractPotential):
     def gap_power(self) -> int:
         return 0
 
+    def two_sided(self):
+        r"""Both prefactors nonzero: $\beta_i \to \pm\infty$ as $s_i \to \pm\infty$."""
+        return jnp.isfinite(self.log_a) & jnp.isfinite(self.log_b)
+
     def log_scale(self):
         return jnp.zeros((), self.log_a.dtype)
 
@@ -288,6 +292,14 @@ class DeepDiagonalPotential(AbstractPotential):
     @property
     def gap_power(self) -> int:
         return self.depth - 2
+
+    def two_sided(self):
+        r"""Both weights nonzero with $\sigma_+^D = \sigma_-^D$: the poles of $u^{-p}$ (at $s$
+        of sign $\sigma_+^D$) and of $v^{-p}$ (sign $-\sigma_-^D$) then bound the domain on both
+        sides; otherwise one end of the domain is $\pm\infty$, where $\beta_i \to 0$."""
+        D = self.depth
+        same = jnp.sign(self.w_plus) ** D == jnp.sign(self.w_minus) ** D
+        return (self.w_plus != 0) & (self.w_minus != 0) & same
 
     def log_scale(self):
         return jnp.zeros((), self.w_plus.dtype)

@@ -25,7 +25,7 @@ import abc
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 
 class AbstractPotential(eqx.Module):
@@ -74,6 +74,16 @@ class AbstractPotential(eqx.Module):
     def bounded(self) -> bool:
         """Whether the conjugate's domain is bounded (poles of $\\beta(s)$)."""
         return self.gap_power > 0
+
+    def two_sided(self) -> Bool[Array, " d"]:
+        r"""Whether $|\beta_i(s_i)| \to \infty$ at both ends of $s_i$'s domain, coordinate-wise.
+
+        Then $\beta_i$ converges only where $s_i$ does: a dual coordinate that keeps drifting
+        means a coordinate still escaping (`AbstractFlowSystem.mirror_coordinates`). A
+        one-sided coordinate ($w_-(0) = 0$, say) tends to $\beta_i = 0$ as $s_i \to \pm\infty$,
+        a steady state its dual coordinate never reaches. Default: every coordinate
+        two-sided."""
+        return jnp.ones(jnp.shape(self.log_amplitude()), bool)
 
     def primal(self, s: Float[Array, " d"]) -> Float[Array, " d"]:
         r"""$\beta = \nabla\Phi^*(s)$."""
