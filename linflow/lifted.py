@@ -402,7 +402,26 @@ def _propagator_solver_choice():
     )
 
 
-class RowSpaceLiftedSystem(AbstractFlowSystem):
+class _AbstractPropagatorSystem(AbstractFlowSystem):
+    """A form whose state is the propagator $M$ of a `RowSpacePropagator` (its ODE, its
+    predictor and its solver); subclasses map $M$ back to their model."""
+
+    propagator: eqx.AbstractVar[RowSpacePropagator]
+
+    def solver_choice(self):
+        return _propagator_solver_choice()
+
+    def initial_state(self):
+        return self.propagator.initial_state()
+
+    def vector_field(self, t, y, problem):
+        return self.propagator.vector_field(t, y, problem)
+
+    def predictor(self, y):
+        return self.propagator.predictor(y)
+
+
+class RowSpaceLiftedSystem(_AbstractPropagatorSystem):
     r"""The lifted two-layer regression flow reduced to the row space of $X$: the state is
     the propagator $M$ of `RowSpacePropagator`; the Gram matrix follows from it as
     $G_1 = MG_1(0)M^\top$, $C = U_2W_1^\top = C(0)M^\top$ and the constant $U_2U_2^\top$
@@ -418,18 +437,6 @@ class RowSpaceLiftedSystem(AbstractFlowSystem):
         Phi1, X1, G1_0, N0, K = _rowspace_blocks(model.G, X, model.D)
         return cls(model, RowSpacePropagator(Phi1, X1, G1_0, N0), K)
 
-    def solver_choice(self):
-        return _propagator_solver_choice()
-
-    def initial_state(self):
-        return self.propagator.initial_state()
-
-    def vector_field(self, t, y, problem):
-        return self.propagator.vector_field(t, y, problem)
-
-    def predictor(self, y):
-        return self.propagator.predictor(y)
-
     def to_model(self, y):
         # Built block by block; `predictor()` above avoids forming the D x D block.
         p = self.propagator
@@ -444,7 +451,7 @@ class RowSpaceLiftedSystem(AbstractFlowSystem):
         return LiftedTwoLayer(G, self.model.D)
 
 
-class TwoLayerRowSpaceSystem(AbstractFlowSystem):
+class TwoLayerRowSpaceSystem(_AbstractPropagatorSystem):
     r"""The exact flow of `TwoLayer(U, V)` on regression with a matrix target and fewer
     samples than inputs ($n < D$), integrated through the row-space propagator.
 
@@ -484,18 +491,6 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
             return False
         (n, D), (m, h) = problem.X.shape, model.V.shape
         return n < D and (n + m) ** 2 < (D + m) * h
-
-    def solver_choice(self):
-        return _propagator_solver_choice()
-
-    def initial_state(self):
-        return self.propagator.initial_state()
-
-    def vector_field(self, t, y, problem):
-        return self.propagator.vector_field(t, y, problem)
-
-    def predictor(self, y):
-        return self.propagator.predictor(y)
 
     @property
     def is_reduced(self) -> bool:

@@ -38,7 +38,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Real
 
 from .._checks import as_float_array, check_depth, check_finite, check_positive, is_concrete
-from .dual import RESULTS, _dual_minimise
+from .dual import RESULTS, _check_problem, _dual_minimise
 from .potential import AbstractPotential
 
 
@@ -64,16 +64,6 @@ def _check_w0(w0, d, dtype):
         raise ValueError(f"`w0` must have shape ({d},), got {tuple(w0.shape)}.")
     w0 = check_finite(w0, "w0")
     return check_positive(w0, "w0")
-
-
-def _check_problem(X, y):
-    X = as_float_array(X, "X", ndim=2)
-    y = as_float_array(y, "y", ndim=1)
-    if y.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"`X` has {X.shape[0]} rows (samples) but `y` has {y.shape[0]}: they must match."
-        )
-    return check_finite(X, "X"), check_finite(y, "y")
 
 
 # ---------------------------------------------------------------------------------------------
