@@ -55,6 +55,18 @@ def test_reproduce_quick_draws_every_panel(tmp_path, capsys):
         assert pathlib.Path(path).is_file(), path
 
 
+@pytest.mark.slow
+def test_reproduce_quick_draws_the_yun_panels(tmp_path, capsys):
+    """Yun et al.'s toy figures: the flows and the Thm 6 single-point limit (a NumPy closed form,
+    evaluated outside `jit`) in one quick run (~10 s); every panel drawn."""
+    out = tmp_path / "fig"
+    assert cli.main(["reproduce", "yun-regression", "--quick", "--quiet", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["all_panels_drawn"], summary["panels"]
+    for path in summary["files"]:
+        assert pathlib.Path(path).is_file(), path
+
+
 def _table():
     import sweep_points
 

@@ -52,9 +52,9 @@ def directions(kind, z):
     return jnp.asarray(a * np.eye(2)), jnp.asarray(z / a)
 
 
-@eqx.filter_jit
 def _single_point_limit(model, x, y):
-    """Thm 6's limit predictor of a depth-2 `TensorNet` trained on the point (x, y)."""
+    """Thm 6's limit predictor of a depth-2 `TensorNet` trained on the point (x, y) (the
+    closed form is evaluated in NumPy: not under `jit`)."""
     vectors = two_layer_single_point_limit(model.data_tensor(x), *model.vectors(), y)
     return model.with_vectors(vectors).predictor()
 
