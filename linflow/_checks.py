@@ -4,6 +4,8 @@ Checks run eagerly (before any compilation) when values are concrete, and degrad
 `eqx.error_if` when they are traced, so that `jit`/`vmap` callers still get a message.
 """
 
+import contextlib
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -95,3 +97,30 @@ def check_depth(depth, name: str = "depth") -> int:
     if depth < 2:
         raise ValueError(f"`{name}` must be an integer >= 2, got {depth!r}.")
     return int(depth)
+
+
+@contextlib.contextmanager
+def checks_as_nan():
+    """Trace the enclosed code with equinox's run-time checks as NaN, not a host callback.
+
+    With equinox's default (`EQX_ON_ERROR=raise`), an `eqx.error_if` whose predicate is only
+    known at run time compiles to a host callback, and JAX's persistent compilation cache
+    never stores a program with one: every new process would compile the flow again.
+    `diffrax.diffeqsolve` checks its inputs that way (t0, t1, dt0 and the save times); the
+    flow builds all of them itself (increasing save times within [t0, t1], a positive finite
+    first step), so these checks cannot fail. Inside this block a failed check makes its value
+    NaN instead (equinox's `EQX_ON_ERROR=nan`), which the flow reports in `result` (a
+    non-finite loss is `diverged`), never as a value. Only the default is replaced: a
+    user's own `EQX_ON_ERROR` (`breakpoint`, `nan`, `off`) is kept. Not thread-safe: it
+    sets equinox's process-wide setting for the duration of a trace.
+    """
+    from equinox import _errors
+
+    if getattr(_errors, "EQX_ON_ERROR", None) != "raise":
+        yield
+        return
+    _errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        _errors.EQX_ON_ERROR = "raise"

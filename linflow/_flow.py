@@ -6,7 +6,7 @@ import numpy as np
 
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._autodiff_mode import default_adjoint
-from ._checks import is_concrete
+from ._checks import checks_as_nan, is_concrete
 from ._log_time import LogTime, RealTime
 from ._progress import Progress
 from ._results import RESULTS, raise_if_failed
@@ -317,22 +317,25 @@ def _integrate(
             ok_dt0 = jnp.isfinite(dt0) & (dt0 > 0)
             dt0 = jnp.where(ok_dt0, dt0, 1e-3 * problem.time_scale())
             dt0 = jax.lax.stop_gradient(dt0)
-        sol = diffrax.diffeqsolve(
-            term,
-            c.solver,
-            t0=t0,
-            t1=t1_run,
-            dt0=dt0,
-            y0=y_start,
-            args=problem,
-            saveat=diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=save_ts), diffrax.SubSaveAt(t1=True)]),
-            stepsize_controller=controller,
-            event=event,
-            max_steps=steps,
-            throw=False,
-            adjoint=adjoint,
-            progress_meter=meter,
-        )
+        with checks_as_nan():  # a program without host callbacks is cached on disk
+            sol = diffrax.diffeqsolve(
+                term,
+                c.solver,
+                t0=t0,
+                t1=t1_run,
+                dt0=dt0,
+                y0=y_start,
+                args=problem,
+                saveat=diffrax.SaveAt(
+                    subs=[diffrax.SubSaveAt(ts=save_ts), diffrax.SubSaveAt(t1=True)]
+                ),
+                stepsize_controller=controller,
+                event=event,
+                max_steps=steps,
+                throw=False,
+                adjoint=adjoint,
+                progress_meter=meter,
+            )
         ys_ts, ys_final = sol.ys
         y_final = jax.tree.map(lambda x: x[0], ys_final)
         t_final = sol.ts[1][0]
