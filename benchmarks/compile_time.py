@@ -214,43 +214,44 @@ def child_breakdown(spec):
     jax.config.update("jax_enable_x64", True)
     import linflow as lf
     from linflow._flow import _integrate, _select_system
+    from linflow._log_time import RealTime
 
     problem, model, alpha, _ = _setup(spec["family"])
     system = _select_system(model(alpha), problem, "auto")
     choice = lf.Auto().choose(system, problem)
-    ts = lf.SaveAt().times(problem.time_scale(), jnp.float64)
     adjoint = diffrax.RecursiveCheckpointAdjoint()
+    clock = RealTime()
 
-    def integrate(part, stop=lf.Converged(), save_ts=ts):
-        def f(system, problem, save_ts):
-            args = (system, problem, save_ts, stop, choice, float("inf"), 100_000, False, adjoint)
-            out = _integrate.__wrapped__(*args, part=part)
+    def call(part, system, problem, saveat, stop=lf.Converged(), first=None):
+        args = (system, problem, saveat, stop, choice, float("inf"), 100_000, adjoint, clock, None)
+        return _integrate.__wrapped__(*args, part=part, first=first)
+
+    def integrate(part, stop=lf.Converged(), saveat=lf.SaveAt()):
+        def f(system, problem):
+            out = call(part, system, problem, saveat, stop)
             return out[0] if part == "first" else out
 
-        return f, (system, problem, save_ts)
+        return f, (system, problem)
 
-    def first_solution(system, problem, save_ts):
-        args = (system, problem, save_ts, lf.Converged(), choice, float("inf"), 100_000, False)
-        return _integrate.__wrapped__(*args, adjoint, part="first")
-
-    def then(system, problem, save_ts, first):
-        args = (system, problem, save_ts, lf.Converged(), choice, float("inf"), 100_000, False)
-        return _integrate.__wrapped__(*args, adjoint, part="then", first=first)
+    def then(system, problem, first):
+        return call("then", system, problem, lf.SaveAt(), first=first)
 
     def grad(a):
         return jnp.sum(lf.flow(model(a), problem, throw=False).final_predictor ** 2)
 
     plain = _plain_diffrax(problem, model)
-    first_phase = eqx.filter_eval_shape(first_solution, system, problem, ts)[1]
+    first_phase = eqx.filter_eval_shape(
+        lambda s, p: call("first", s, p, lf.SaveAt()), system, problem
+    )[1]
     pieces = {
         "explicit phase (Dopri8, stop event, 64 saves)": integrate("first"),
         "implicit fallback (Kvaerno5 + LU), continuing it": (
             then,
-            (system, problem, ts, first_phase),
+            (system, problem, first_phase),
         ),
         "both phases in one program (caller's jit/vmap)": integrate("both"),
         "explicit phase without the steady-state test": integrate("first", stop=None),
-        "explicit phase with 1 save": integrate("first", save_ts=ts[:1]),
+        "explicit phase with 1 save": integrate("first", saveat=lf.SaveAt(num=1)),
         "gradient through both phases (adjoint)": (jax.grad(grad), (jnp.asarray(alpha),)),
         "plain diffrax Tsit5": (plain, (jnp.asarray(alpha),)),
     }
@@ -387,9 +388,14 @@ def main():
         print("breakdown, diagonal D=2, alpha=0.01 (ahead of time, one process):")
         spec = dict(breakdown=True, family="diagonal D=2, alpha=0.01 (stiff)")
         with tempfile.TemporaryDirectory() as tmp:
-            breakdown = _spawn(spec, Path(tmp))
+            try:
+                breakdown = _spawn(spec, Path(tmp))
+            except RuntimeError as e:  # keep the rows measured so far
+                breakdown = {"error": str(e)[-2000:]}
+                print(f"  breakdown failed: {e}")
         for name, row in breakdown.items():
-            print(f"  {name:52s} " + " ".join(f"{k} {v:.2f}" for k, v in row.items()))
+            if isinstance(row, dict):
+                print(f"  {name:52s} " + " ".join(f"{k} {v:.2f}" for k, v in row.items()))
     load_after = _load()
     loaded = max(load_before or 0, load_after or 0) > (os.cpu_count() or 1)
     results = dict(
