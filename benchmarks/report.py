@@ -129,6 +129,25 @@ def flow_vs_gd_min_fig2() -> str:
     )
 
 
+@block("two-layer-vs-gd")
+def two_layer_vs_gd() -> str:
+    d = load("two_layer_vs_gd")
+    st, gd, default, full = d["setting"], d["gd"], d["flow_default"], d["flow_full"]
+    ends = d["flow_default_two_saves"]
+    U, V = d["max_abs_U_default_vs_full"], d["max_abs_V_default_vs_full"]
+    return (
+        f"| Min et al. Fig. 2, their data ($D={st['D']}$, $n={st['n']}$, $m={st['m']}$, "
+        f"$h={st['h']}$), to a relative loss of {sci(gd['rel_loss_target'])} | "
+        f"η = {sci(gd['learning_rate'])}: {gd['steps']:,} steps, {gd['seconds']:.1f} s | "
+        f"default ({default['form']}, {default['solver']}): {default['steps']} steps, "
+        f"{default['seconds']:.2f} s; full form: {full['steps']} steps, {full['seconds']:.2f} s "
+        f"(U, V equal to {sci(max(U, V))}); default saving only the end: "
+        f"{ends['seconds']:.2f} s | {d['speedup_gd_over_default']:.0f}× "
+        f"(end only {d['speedup_gd_over_default_two_saves']:.0f}×, "
+        f"full form {d['speedup_gd_over_full']:.0f}×) |"
+    )
+
+
 @block("reduced-vs-full")
 def reduced_vs_full() -> str:
     rows = [r for r in load("reduced_scaling")["rows"] if "full_s" in r]
@@ -141,6 +160,92 @@ def reduced_vs_full() -> str:
         f"The full parameter flow (run at $d$ = {where}, α = {lo} to {hi}) "
         f"is {span(ratio, '{:.0f}')}x slower than the reduced form."
     )
+
+
+@block("solver-matrix")
+def solver_matrix() -> str:
+    data = load("solver_matrix")
+    alphas = sorted({r["alpha"] for r in data["summary"]})
+    families = list(dict.fromkeys(r["family"] for r in data["summary"]))
+    rows = [
+        "| family (parameters, form) | " + " | ".join(f"α = {sci(a)}" for a in alphas) + " |",
+        "|---" * (len(alphas) + 1) + "|",
+    ]
+    for family in families:
+        auto = [r for r in data["rows"] if r["family"] == family and r["solver"] == "auto"]
+        cells = []
+        for a in alphas:
+            (s,) = [r for r in data["summary"] if r["family"] == family and r["alpha"] == a]
+            (t,) = [r for r in auto if r["alpha"] == a]
+            cells.append(f"{s['auto_over_best']:.2f} ({s['best']}; {_seconds(t['time_s'])})")
+        label = f"{family} ({auto[0]['states']:,}, {auto[0]['form']})"
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _seconds(x: float) -> str:
+    if x < 1e-3:
+        return f"{1e6 * x:.0f} µs"
+    return f"{1e3 * x:.1f} ms" if x < 1 else f"{x:.2f} s"
+
+
+@block("step-cost")
+def step_cost() -> str:
+    rows = [
+        "| case | form, solver | steps | time per step | step / field | field | method "
+        "| event | saves |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in load("step_cost")["rows"]:
+        head = (
+            f"| {r['family']} | {r['form']}, {r['solver']} | {r['steps']:,} "
+            f"| {_seconds(r['flow_step_s'])} |"
+        )
+        if "share" not in r:
+            rows.append(head + f" {r.get('note', '')} | | | | |")
+            continue
+        share = " | ".join(
+            f"{100 * r['share'][k]:.0f}%" for k in ("field", "method", "event", "saves")
+        )
+        rows.append(head + f" {r['step_over_field']:.1f} | {share} |")
+    return "\n".join(rows) + "\n"
+
+
+@block("compile-time")
+def compile_time() -> str:
+    data = load("compile_time")
+    rows = [
+        "| row | linflow first call: wall (CPU) | warm | second process (of cold) "
+        "| diffrax Tsit5 first: wall (CPU) | first / diffrax: wall (CPU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        lf, dx = r["linflow"], r["diffrax"]
+        second = r.get("linflow_second_process")
+        second = f"{second['first_s']:.2f} s ({r['second_over_cold']:.2f})" if second else ""
+        first = f"{lf['first_s']:.2f} s ({lf['first_cpu_s']:.2f} s)"
+        plain = f"{dx['first_s']:.2f} s ({dx['first_cpu_s']:.2f} s)"
+        ratio = f"{r['first_over_diffrax']:.2f} ({r['first_cpu_over_diffrax']:.2f})"
+        rows.append(
+            f"| {r['family']}, {r['transform']} | {first} | {lf['warm_s']:.3f} s | {second} "
+            f"| {plain} | {ratio} |"
+        )
+    load_note = data["machine_load"]["note"]
+    rows += ["", f"Machine load during the run: {load_note}.", ""]
+    breakdown = data.get("breakdown") or {}
+    if breakdown and "error" not in breakdown:
+        rows += [
+            "| program (depth 2, α = 0.01, ahead of time) | trace | lower | XLA compile (CPU) "
+            "| StableHLO characters |",
+            "|---|---|---|---|---|",
+        ]
+        for name, b in breakdown.items():
+            rows.append(
+                f"| {name} | {b['trace_s']:.2f} s | {b['lower_s']:.2f} s | {b['compile_s']:.2f} s "
+                f"({b['compile_cpu_s']:.2f} s) | {b['stablehlo_chars']:,} |"
+            )
+        rows.append("")
+    return "\n".join(rows)
 
 
 def _colab_base() -> str | None:
