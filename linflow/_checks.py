@@ -108,19 +108,26 @@ def checks_as_nan():
     never stores a program with one: every new process would compile the flow again.
     `diffrax.diffeqsolve` checks its inputs that way (t0, t1, dt0 and the save times); the
     flow builds all of them itself (increasing save times within [t0, t1], a positive finite
-    first step), so these checks cannot fail. Inside this block a failed check makes its value
-    NaN instead (equinox's `EQX_ON_ERROR=nan`), which the flow reports in `result` (a
-    non-finite loss is `diverged`), never as a value. Only the default is replaced: a
-    user's own `EQX_ON_ERROR` (`breakpoint`, `nan`, `off`) is kept. Not thread-safe: it
-    sets equinox's process-wide setting for the duration of a trace.
+    first step), so these checks cannot fail. Inside this block a failed check would make the
+    value it guards NaN instead (equinox's `EQX_ON_ERROR=nan`), never a plausible number.
+    Only the default is replaced: a user's own `EQX_ON_ERROR` (`breakpoint`, `nan`, `off`) is
+    kept. Each check inside asks for `on_error="nan"` explicitly, so equinox's cache of traced
+    checks keeps the two kinds apart: the same check traced outside the block still raises.
+    Not thread-safe: it replaces a function of equinox's for the duration of a trace (linflow
+    traces flows from one thread).
     """
     from equinox import _errors
 
+    default = _errors.branched_error_if
     if getattr(_errors, "EQX_ON_ERROR", None) != "raise":
         yield
         return
-    _errors.EQX_ON_ERROR = "nan"
+
+    def as_nan(x, pred, index, msgs, *, on_error="default"):
+        return default(x, pred, index, msgs, on_error="nan" if on_error == "default" else on_error)
+
+    _errors.branched_error_if = as_nan
     try:
         yield
     finally:
-        _errors.EQX_ON_ERROR = "raise"
+        _errors.branched_error_if = default

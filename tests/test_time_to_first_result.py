@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -17,6 +18,7 @@ from jax import monitoring
 
 import linflow as lf
 from linflow import _cache
+from linflow._checks import checks_as_nan
 
 
 N, D = 40, 100
@@ -205,6 +207,28 @@ def test_the_flows_program_has_no_host_callback(case, sparse):
     names = set(_primitives(jaxpr.jaxpr))
     assert "while" in names  # the walk reaches the solver's loop
     assert not [n for n in names if "callback" in n], names
+
+
+def test_checks_as_nan_replaces_only_equinoxs_default(monkeypatch):
+    from equinox import _errors
+
+    # Traced inside the block, a failing run-time check gives NaN instead of raising.
+    with checks_as_nan():
+        check = jax.jit(lambda x: eqx.error_if(x, x > 0, "x must be <= 0"))
+        jaxpr = jax.make_jaxpr(check)(1.0)
+    assert bool(jnp.isnan(check(1.0))) and float(check(-1.0)) == -1.0
+    assert not [n for n in _primitives(jaxpr.jaxpr) if "callback" in n]
+    # Outside it (also after an exception inside it), equinox's default is back: it raises.
+    with pytest.raises(RuntimeError), checks_as_nan():
+        raise RuntimeError
+    # The same check traced again outside: equinox's cache of traced checks must not hand
+    # back the NaN version.
+    with pytest.raises(Exception, match="x must be <= 0"):
+        jax.block_until_ready(jax.jit(lambda x: eqx.error_if(x, x > 0, "x must be <= 0"))(1.0))
+    # A user's own setting is kept.
+    monkeypatch.setattr(_errors, "EQX_ON_ERROR", "off")
+    with checks_as_nan():
+        assert float(jax.jit(lambda x: eqx.error_if(x, x > 0, "off"))(1.0)) == 1.0
 
 
 def test_new_scale_data_and_initialisation_reuse_the_compiled_flow(sparse):
