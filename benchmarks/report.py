@@ -129,6 +129,61 @@ def flow_vs_gd_min_fig2() -> str:
     )
 
 
+@block("flow-vs-gd-summary")
+def flow_vs_gd_summary() -> str:
+    d = load("flow_vs_gd")
+    eps = 1e-5
+    rows = [
+        r
+        for r in d["equal_accuracy"]
+        if r["eps"] == eps and r["status"] == "reached" and r["alpha"] < 1
+    ]
+    rows.sort(key=lambda r: -r["alpha"])
+
+    def each(fmt, key):
+        return " / ".join(fmt(r[key]) for r in rows)
+
+    return (
+        f"| diagonal net, $N={d['n']}$, $d={d['d']}$, to within {sci(eps)} of the limit "
+        f"(α = {each(sci, 'alpha')}) | η = {each('{:.1e}'.format, 'eta')}: "
+        f"{each('{:.1e}'.format, 'gd_steps_to_eps')} steps, "
+        f"{each(_seconds, 'gd_time_to_eps_s')} | {each(_seconds, 'flow_time_s')} | "
+        f"{each('{:,.0f}'.format, 'time_ratio_gd_over_flow')}× |"
+    )
+
+
+@block("flow-vs-gd-floor")
+def flow_vs_gd_floor() -> str:
+    rows = ["| α | η | exact flow | plain GD, best |", "|---|---|---|---|"]
+    for r in load("flow_vs_gd")["rows"]:
+        rows.append(
+            f"| {sci(r['alpha'])} | {sci(r['eta'])} | {_seconds(r['flow_time_s'])}, error "
+            f"{r['flow_error']:.1e} | {r['gd_best_error']:.1e} after {r['gd_steps_to_goal']:,} "
+            f"steps ({r['gd_time_to_goal_s']:.2f} s) |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+@block("flow-vs-gd-equal-accuracy")
+def flow_vs_gd_equal_accuracy() -> str:
+    rows = [
+        "| α | ε | flow (its error) | GD: η, steps to ε, time | GD / flow |",
+        "|---|---|---|---|---|",
+    ]
+    for r in load("flow_vs_gd")["equal_accuracy"]:
+        flow = f"{_seconds(r['flow_time_s'])} ({r['flow_error']:.1e})"
+        if r["status"] == "reached":
+            gd = (
+                f"{r['eta']:.1e}, {r['gd_steps_to_eps']:,} steps, {_seconds(r['gd_time_to_eps_s'])}"
+            )
+            x = r["time_ratio_gd_over_flow"]
+            ratio = f"{x:,.0f}×" if x >= 10 else f"{x:.1f}×"
+        else:
+            gd, ratio = f"{r['eta']:.1e}: {r['status']}", "—"
+        rows.append(f"| {sci(r['alpha'])} | {sci(r['eps'])} | {flow} | {gd} | {ratio} |")
+    return "\n".join(rows) + "\n"
+
+
 @block("two-layer-vs-gd")
 def two_layer_vs_gd() -> str:
     d = load("two_layer_vs_gd")

@@ -11,7 +11,8 @@ wall time per step is measured four ways, each the best of 3-30 runs after compi
 - `bare`: a plain `diffrax.diffeqsolve` of the same system's vector field with the same
   solver and step-size controller up to the flow's final time, no event and one save: the
   difference to `flow_1save` is the stop and divergence event (the predictor, the loss and
-  the stationarity test at every step);
+  the stationarity test at every step), plus the flow's once-per-run work (its first-step
+  rule, the final model and loss) spread over the steps, which counts on short flows;
 - `field`: one evaluation of the vector field, timed in a jitted loop of 200 evaluations
   (each feeding the next, so none is skipped), times the solver's new stages per step: the
   difference to `bare` is the method's own work (stage combinations, error norm, control).
@@ -23,7 +24,8 @@ full forms) the "method" share also holds its Jacobians and Newton iterations.
 Cases: a diagonal net (d = 1000, N = 100; reduced and full form), the two-layer net of Min et
 al.'s Fig. 2 (D = 400, n = 100, m = 1, h = 500; the exact row-space form and the full
 parameter flow), matrix completion with a two-layer factorisation (d = 6, k = 500) and a
-depth-3 convolutional tensor net (d = 16; its full form runs on Kvaerno5).
+depth-3 convolutional tensor net (d = 16; its full form runs on Kvaerno5). `--quick`: smaller
+sizes, no tensor net, one timed run each (a smoke test).
 """
 
 import diffrax
@@ -39,8 +41,13 @@ from linflow._flow import _select_system
 _FIELD_EVALS = 200
 
 
+_SMOKE = [False]  # `--quick`: one timed run each, a smoke test of the script
+
+
 def _repeats(seconds):
     """Best of at least 3 runs, more for short ones (about 1 s of runs, at most 30)."""
+    if _SMOKE[0]:
+        return 1
     return int(min(30, max(3, 1.0 / max(seconds, 1e-6))))
 
 
@@ -72,8 +79,7 @@ def cases(quick):
         (f"two-layer D={D} h={h}", "auto", two_layer, lf.Regression(X, Y)),
         (f"two-layer D={D} h={h}", "full", two_layer, lf.Regression(X, Y)),
         (f"completion d={dc} k={k}", "auto", factors, completion),
-        (f"tensor convolution d={dt} L=3", "auto", tensor, tensor_problem),
-    ]
+    ] + ([] if quick else [(f"tensor convolution d={dt} L=3", "auto", tensor, tensor_problem)])
 
 
 def _field_time(system, problem, y0):
@@ -194,6 +200,7 @@ def _plot(rows):
 
 def main():
     args = parse(__doc__.split("\n")[0])
+    _SMOKE[0] = args.quick
     rows = []
     for family, form, model, problem in cases(args.quick):
         row = measure(family, form, model, problem)
