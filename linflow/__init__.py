@@ -20,6 +20,7 @@ from ._log_time import LogTime as LogTime
 from ._progress import Progress as Progress
 from ._results import RESULTS as RESULTS
 from ._saveat import SaveAt as SaveAt
+from ._saved_models import SavedModels as SavedModels
 from ._solution import FlowSolution as FlowSolution
 from ._solver import Auto as Auto, Fallback as Fallback, SolverChoice as SolverChoice
 from ._steady_state import STOPS as STOPS

@@ -11,6 +11,7 @@ from ._log_time import LogTime, RealTime
 from ._progress import Progress
 from ._results import RESULTS, raise_if_failed
 from ._saveat import SaveAt
+from ._saved_models import SavedModels
 from ._solution import FlowSolution
 from ._solver import Auto, Fallback, SolverChoice
 from ._steady_state import STOPS, SteadyState, direction_rate
@@ -416,7 +417,7 @@ def _integrate(
         stopped_by = steady.which(t_final, final_y, result == RESULTS.converged)
     turning = direction_rate(flow_system, problem, t_final, final_y)
     ok = (result == RESULTS.converged) | (result == RESULTS.successful)
-    models = jax.vmap(system.to_model)(ys_ts)
+    saved = SavedModels.smaller(flow_system, ys_ts)
     if implicit:
         system, problem = diff_args
         final_y, root_ok = refine_steady_state(system, problem, final_y, adjoint_cfg)
@@ -424,13 +425,13 @@ def _integrate(
     # A gradient through a run that did not end well is NaN, never silently wrong.
     final_y = poison_tangent(final_y, ok)
     final = system.to_model(final_y)
-    losses = jax.vmap(lambda m: problem.loss(m.predictor()))(models)
+    losses = jax.vmap(lambda y: problem.loss(flow_system.predictor(y)))(ys_ts)
     final_predictor = system.predictor(final_y)
     residual = problem.relative_excess(final_predictor)
     stats = dict(phase.stats, max_steps=jnp.asarray(max_steps), direction_rate=turning)
     solution = FlowSolution(
         ts=ts,
-        models=models,
+        saved=saved,
         losses=losses,
         final=final,
         final_predictor=final_predictor,

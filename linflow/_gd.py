@@ -6,6 +6,7 @@ import optax
 
 from ._flow import _validate
 from ._results import RESULTS, raise_if_failed
+from ._saved_models import SavedModels
 from ._solution import FlowSolution
 from ._stop import Converged, excess_tolerance
 from .models._base import AbstractModel
@@ -107,7 +108,7 @@ def gd(
     )
     sol = FlowSolution(
         ts=jnp.asarray(save_steps, dtype) * clock,
-        models=models,
+        saved=SavedModels(models),
         losses=losses,
         final=final,
         final_predictor=final.predictor(),

@@ -5,6 +5,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._results import RESULTS, result_names
+from ._saved_models import SavedModels
 from .models._base import AbstractModel
 
 
@@ -15,7 +16,10 @@ class FlowSolution(eqx.Module):
     **Fields:**
 
     - `ts`: save times, shape `(T,)`. For `gd`, `ts = k * learning_rate`.
-    - `models`: the model at each saved time (each array field gains a leading axis `T`).
+    - `saved`: the saved trajectory (`linflow.SavedModels`): the states of the
+      integrated form at the saved times where those are the smaller record (the row-space
+      propagator of a wide `TwoLayer`: 10,201 numbers per save instead of 200,500
+      parameters), otherwise the models. Read it through `models` and `predictors`.
     - `losses`: the training loss at each saved time, shape `(T,)`.
     - `final`: the model at the end of the run (the steady state when `result` is
       `RESULTS.converged`).
@@ -42,7 +46,7 @@ class FlowSolution(eqx.Module):
     """
 
     ts: Float[Array, " times"]
-    models: AbstractModel
+    saved: SavedModels
     losses: Float[Array, " times"]
     final: AbstractModel
     final_predictor: Float[Array, "..."]
@@ -68,9 +72,18 @@ class FlowSolution(eqx.Module):
         return result_names(self.result)
 
     @property
+    def models(self) -> AbstractModel:
+        """The model at each saved time (each array field gains a leading axis `T`, after the
+        batch axes of a vmapped solution), rebuilt exactly from `saved` where it holds the
+        integrated states (`AbstractFlowSystem.to_model`)."""
+        return self.saved.models(self.ts.ndim - 1)
+
+    @property
     def predictors(self) -> Float[Array, "times ..."]:
-        """The effective linear map at each saved time, shape `(T, *predictor_shape)`."""
-        return jax.vmap(lambda m: m.predictor())(self.models)
+        """The effective linear map at each saved time, shape `(T, *predictor_shape)` (after
+        the batch axes of a vmapped solution). Where `saved` holds the states of a reduced
+        form, formed from them without the model's cancellation (`final_predictor`)."""
+        return self.saved.predictors(self.ts.ndim - 1)
 
     @property
     def conserved(self) -> dict[str, Array]:
