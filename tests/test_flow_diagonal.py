@@ -413,6 +413,24 @@ def test_reduced_predictor_has_finite_gradients_far_off_the_path():
     np.testing.assert_allclose(_exp_difference(a, b, xs), want, rtol=1e-14)
 
 
+def test_reduced_predictor_tangent_at_the_balance_point():
+    # Where a e^x = b e^-x (z = 0: every unbiased start, at t = 0) the tangent is
+    # a e^x + b e^-x, in both autodiff modes; also at a vanishing scale, given in logs
+    # (a = b = e^-600: their difference's slope 2 e^-600 is still a float).
+    from linflow.limits.diagonal_paths import exp_difference
+
+    log_a = jnp.array([0.0, jnp.log(4.0), -600.0])
+    log_b = jnp.array([0.0, 0.0, -600.0])
+    x = jnp.array([0.0, -jnp.log(2.0), 0.0])
+    want = np.array([2.0, 4.0, 2 * np.exp(-600.0)])
+    value = exp_difference(log_a, log_b, x)
+    np.testing.assert_allclose(value, 0.0, atol=1e-15)
+    _, tangent = jax.jvp(lambda x: exp_difference(log_a, log_b, x), (x,), (jnp.ones(3),))
+    np.testing.assert_allclose(tangent, want, rtol=1e-14)
+    grad = jax.vmap(jax.grad(lambda la, lb, xi: exp_difference(la, lb, xi), argnums=2))
+    np.testing.assert_allclose(grad(log_a, log_b, x), want, rtol=1e-14)
+
+
 def test_default_saves_end_at_the_final_time(getkey):
     # A depth-3 flow at alpha = 1e-3 runs for ~10 decades of time; the default saves
     # (t = 0, log-spaced times, the final time) must follow it to its end.
