@@ -10,24 +10,12 @@ smaller from the shapes alone (at trace time), and `FlowSolution.models` rebuild
 from whichever was kept: the values are the same either way.
 """
 
-import math
-
 import equinox as eqx
 import jax
 from jaxtyping import PyTree
 
-from ._system import AbstractFlowSystem
+from ._system import AbstractFlowSystem, tree_size
 from .models._base import AbstractModel
-
-
-def _is_array_or_shape(x) -> bool:
-    return eqx.is_array(x) or isinstance(x, jax.ShapeDtypeStruct)
-
-
-def _size(tree) -> int:
-    """The number of array entries in `tree` (arrays, or their shapes from `jax.eval_shape`)."""
-    leaves = jax.tree.leaves(eqx.filter(tree, _is_array_or_shape))
-    return sum(math.prod(x.shape) for x in leaves)
 
 
 class SavedModels(eqx.Module):
@@ -46,8 +34,8 @@ class SavedModels(eqx.Module):
         otherwise build the $T$ models now."""
         T = jax.tree.leaves(states)[0].shape[0]
         one = jax.tree.map(lambda x: x[0], states)
-        model_size = _size(jax.eval_shape(system.to_model, one))
-        if T * _size(one) + _size(system) < T * model_size:
+        model_size = tree_size(jax.eval_shape(system.to_model, one))
+        if T * tree_size(one) + tree_size(system) < T * model_size:
             return cls(states, system)
         return cls(jax.vmap(system.to_model)(states), None)
 
@@ -62,19 +50,14 @@ class SavedModels(eqx.Module):
         """The predictor at each saved time, from the states where they were kept (for a
         reduced form without the model's own cancellation, `AbstractFlowSystem.predictor`)."""
         if self.system is None:
-            return self._map_models(lambda m: m.predictor(), batch_ndim)
+            return self._map(lambda _, model: model.predictor(), batch_ndim)
         return self._map(lambda system, y: system.predictor(y), batch_ndim)
 
     def _map(self, fn, batch_ndim):
+        # `fn(system, state)` over the saves, then over each batch axis (`system` may be None).
         def over_saves(system, states):
             return jax.vmap(lambda y: fn(system, y))(states)
 
         for _ in range(batch_ndim):
             over_saves = eqx.filter_vmap(over_saves)
         return over_saves(self.system, self.states)
-
-    def _map_models(self, fn, batch_ndim):
-        over_saves = jax.vmap(fn)
-        for _ in range(batch_ndim):
-            over_saves = jax.vmap(over_saves)
-        return over_saves(self.states)

@@ -5,6 +5,7 @@ reduced forms (smaller states with the same trajectory) subclass `AbstractFlowSy
 """
 
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -13,6 +14,14 @@ from jaxtyping import PyTree
 
 from .models._base import AbstractModel
 from .problems import AbstractProblem
+
+
+def tree_size(tree) -> int:
+    """The number of array entries in `tree` (arrays, or their shapes from `jax.eval_shape`)."""
+    leaves = jax.tree.leaves(
+        eqx.filter(tree, lambda x: eqx.is_array(x) or isinstance(x, jax.ShapeDtypeStruct))
+    )
+    return sum(math.prod(x.shape) for x in leaves)
 
 
 class AbstractFlowSystem(eqx.Module):
@@ -33,7 +42,7 @@ class AbstractFlowSystem(eqx.Module):
         """The model whose parameters correspond to the state `y`."""
 
     def state_size(self) -> int:
-        return sum(x.size for x in jax.tree.leaves(eqx.filter(self.initial_state(), eqx.is_array)))
+        return tree_size(self.initial_state())
 
     def predictor(self, y):
         """The model's predictor at state `y` (default: `to_model(y).predictor()`; reduced
