@@ -7,6 +7,7 @@ import numpy as np
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._autodiff_mode import default_adjoint
 from ._checks import checks_as_nan, is_concrete
+from ._gc_deferral import full_collections_deferred
 from ._log_time import LogTime, RealTime
 from ._progress import Progress
 from ._results import RESULTS, raise_if_failed
@@ -17,6 +18,7 @@ from ._solver import Auto, Fallback, SolverChoice
 from ._steady_state import STOPS, SteadyState, direction_rate
 from ._stop import Converged, precision_floor
 from ._system import AbstractFlowSystem
+from ._traced_once import TracedOnce
 from .models._base import AbstractModel
 from .problems import AbstractProblem
 
@@ -67,6 +69,7 @@ def _validate(model, problem, stop):
             raise ValueError("`model` has non-finite parameters (NaN or inf).")
 
 
+@full_collections_deferred()  # tracing builds a large heap: no repeated full collections
 def flow(
     model: AbstractModel,
     problem: AbstractProblem,
@@ -135,7 +138,10 @@ def flow(
         raise ValueError(f"`t1` must be > 0, got {t1}.")
     if max_steps is None or int(max_steps) < 1:
         raise ValueError(f"`max_steps` must be a positive integer, got {max_steps}.")
-    system = _select_system(model, problem, form)
+    # One compiled program builds the form (a reduced form computes from the model and the
+    # data): built eagerly, each of its array operations would be a program of its own, and
+    # a new process would load each from the cache before its first flow.
+    system = _build_system(model, problem, form)
     if solver is None:
         solver = Auto()
     if isinstance(solver, diffrax.AbstractSolver):
@@ -155,7 +161,8 @@ def flow(
             raise ValueError(
                 "`adjoint=ImplicitAdjoint()` needs an isolated steady state, which only exact "
                 f"reduced forms have; {type(model).__name__} on {type(problem).__name__} "
-                "flows in its full form (a manifold of minimisers). Use the default adjoint."
+                f"flows in its {system.name!r} form, whose minimisers form a manifold. Use "
+                "the default adjoint."
             )
         if stop is None:
             raise ValueError(
@@ -190,6 +197,11 @@ def _is_concrete(tree) -> bool:
     tracing (inside one, an operation on constants gives a tracer, and so would the switch)."""
     leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
     return all(is_concrete(x) for x in leaves) and is_concrete(jnp.zeros(()))
+
+
+@eqx.filter_jit
+def _build_system(model, problem, form) -> AbstractFlowSystem:
+    return _select_system(model, problem, form)
 
 
 def _select_system(model, problem, form) -> AbstractFlowSystem:
@@ -246,11 +258,14 @@ def _integrate(
         ts = jnp.minimum(ts, t1)
     ref = problem.reference_loss()
 
+    # The records below use `system` itself; the solve and its stop test call the field and
+    # the predictor a dozen times each while tracing, and trace each once (`TracedOnce`).
+    flow_system = system
+    system = TracedOnce(system)
     steady = None if stop is None else SteadyState(system, problem, stop, y0)
     # The solver's independent variable (`linflow.LogTime`): `ts`, `t1` and the times the
     # solves return are in its units until converted back below.
     clock = clock.bind(problem)
-    flow_system = system
     system = clock.wrap(system)
     ts_user = ts
     ts = clock.to_solver(ts)

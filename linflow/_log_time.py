@@ -11,7 +11,7 @@ $\tau = 1$). diffrax integrates in $s$; the engine converts save times, `t1`, th
 import equinox as eqx
 import jax.numpy as jnp
 
-from ._system import AbstractFlowSystem
+from ._system import AbstractFlowSystem, AbstractWrappedSystem
 
 
 class LogTime(eqx.Module):
@@ -73,23 +73,12 @@ class RealTime(eqx.Module):
         return system
 
 
-class LogTimeSystem(AbstractFlowSystem):
+class LogTimeSystem(AbstractWrappedSystem):
     r"""`system` with $s = \log(1 + t/\tau)$ as independent variable:
     $\frac{dy}{ds} = \tau e^{s} f(\tau(e^s - 1), y)$."""
 
     system: AbstractFlowSystem
     tau: object
-
-    @property
-    def name(self):
-        return self.system.name
-
-    @property
-    def is_reduced(self):
-        return self.system.is_reduced
-
-    def initial_state(self):
-        return self.system.initial_state()
 
     def vector_field(self, s, y, problem):
         import jax
@@ -98,18 +87,3 @@ class LogTimeSystem(AbstractFlowSystem):
         f = self.system.vector_field(t, y, problem)
         rate = self.tau * jnp.exp(s)
         return jax.tree.map(lambda v: (rate * v).astype(v.dtype), f)
-
-    def to_model(self, y):
-        return self.system.to_model(y)
-
-    def predictor(self, y):
-        return self.system.predictor(y)
-
-    def predictor_magnitude(self, y, predictor):
-        return self.system.predictor_magnitude(y, predictor)
-
-    def state_scale(self):
-        return self.system.state_scale()
-
-    def solver_choice(self):
-        return self.system.solver_choice()

@@ -55,10 +55,12 @@ def raise_if_failed(sol, stop):
     tolerance. Under `jit`/`vmap` it is an `eqx.error_if` on `sol.final` with the outcome's
     message (read `residual` with `throw=False` there)."""
     result = sol.result
-    bad = (result != RESULTS.converged) & (result != RESULTS.successful)
     if isinstance(result._value, jax.core.Tracer):
+        bad = (result != RESULTS.converged) & (result != RESULTS.successful)
         return eqx.tree_at(lambda s: s.final, sol, result.error_if(sol.final, bad))
-    bad = np.asarray(bad)
+    # Concrete: in NumPy (two array operations run eagerly would be two more programs).
+    ok = [int(RESULTS.converged._value), int(RESULTS.successful._value)]
+    bad = ~np.isin(np.asarray(result._value), ok)
     if not bad.any():
         return sol
     names = np.atleast_1d(result_names(result))

@@ -42,7 +42,8 @@ class AbstractFlowSystem(eqx.Module):
         """The model whose parameters correspond to the state `y`."""
 
     def state_size(self) -> int:
-        return tree_size(self.initial_state())
+        """The number of entries of the integrated state (from its shapes: nothing is run)."""
+        return tree_size(eqx.filter_eval_shape(self.initial_state))
 
     def predictor(self, y):
         """The model's predictor at state `y` (default: `to_model(y).predictor()`; reduced
@@ -87,6 +88,45 @@ class AbstractFlowSystem(eqx.Module):
         The flow engine then raises an implicit solver's absolute tolerance to at least
         `1e-3 * rtol * state_scale`."""
         return None
+
+
+class AbstractWrappedSystem(AbstractFlowSystem):
+    """A form seen through a wrapper (another clock, another way of tracing): everything is
+    `system`'s own unless a subclass overrides it."""
+
+    system: eqx.AbstractVar[AbstractFlowSystem]
+
+    @property
+    def name(self):
+        return self.system.name
+
+    @property
+    def is_reduced(self):
+        return self.system.is_reduced
+
+    def initial_state(self):
+        return self.system.initial_state()
+
+    def vector_field(self, t, y, problem):
+        return self.system.vector_field(t, y, problem)
+
+    def to_model(self, y):
+        return self.system.to_model(y)
+
+    def predictor(self, y):
+        return self.system.predictor(y)
+
+    def mirror_coordinates(self, y):
+        return self.system.mirror_coordinates(y)
+
+    def predictor_magnitude(self, y, predictor):
+        return self.system.predictor_magnitude(y, predictor)
+
+    def state_scale(self):
+        return self.system.state_scale()
+
+    def solver_choice(self):
+        return self.system.solver_choice()
 
 
 def gradient_field(model: AbstractModel, problem: AbstractProblem) -> AbstractModel:

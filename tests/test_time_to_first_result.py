@@ -274,3 +274,59 @@ def test_fallback_under_a_callers_jit_with_constant_inputs_decides_inside(sparse
     want = lf.limits.hypentropy_minimiser(sparse.X, sparse.Y, 1e-2)
     assert bool(sol.converged) and int(sol.stats["fallback_steps"]) > 0
     assert _rel(sol.final_predictor, want) <= 1e-8
+
+
+def _fixed_solver(name):
+    import diffrax
+
+    return lf.SolverChoice(getattr(diffrax, name)(), rtol=1e-8, atol=1e-10)
+
+
+def test_a_flow_traces_its_vector_field_once_per_program(monkeypatch):
+    # A solve calls the field at every stage, in its shape checks, the first-step rule, the
+    # stop test and (implicit solvers) the Jacobian; each trace of the model's formula costs
+    # tracing time in every new process. `TracedOnce` traces it once per program (twice at
+    # most: the stop test evaluates it at a Python-number time, a static argument). Counted
+    # as Python calls of the full form's field while the flow is traced, with an explicit
+    # and an implicit solver. A new shape (d = 17) so that no earlier trace is reused. Also:
+    # while the flow is traced, full garbage collections are deferred (the generation-2
+    # threshold is raised), and the threshold is restored afterwards.
+    import gc
+
+    from linflow import _system
+
+    calls, thresholds = [], []
+    field = _system.GradientFlowSystem.vector_field
+
+    def counted(self, t, y, problem):
+        calls.append(t)
+        thresholds.append(gc.get_threshold()[2])
+        return field(self, t, y, problem)
+
+    monkeypatch.setattr(_system.GradientFlowSystem, "vector_field", counted)
+    problem = lf.sparse_regression(jr.PRNGKey(1), 8, 17, 3)[0]
+    before = gc.get_threshold()
+    for i, solver in enumerate((_fixed_solver("Tsit5"), _fixed_solver("Kvaerno5"))):
+        calls.clear()
+        model = lf.DiagonalNet.unbiased(17, 0.5 + i)  # (values do not matter for tracing)
+        sol = lf.flow(model, problem, form="full", solver=solver, throw=False)
+        assert int(sol.stats["num_steps"]) > 10
+        assert 1 <= len(calls) <= 2, (solver, len(calls))
+    assert min(thresholds) >= 1_000_000
+    assert gc.get_threshold() == before
+
+
+def test_deferred_collections_restore_the_threshold_after_a_failure(sparse):
+    import gc
+
+    before = gc.get_threshold()
+    with pytest.raises(eqx.EquinoxRuntimeError, match="max_steps_reached"):
+        lf.flow(lf.DiagonalNet.unbiased(D, 0.1), sparse, max_steps=3)
+    assert gc.get_threshold() == before
+    # A threshold the user set at least as high is left alone.
+    gc.set_threshold(before[0], before[1], 5_000_000)
+    try:
+        lf.flow(lf.DiagonalNet.unbiased(D, 0.1), sparse, saveat=lf.SaveAt(num=2))
+        assert gc.get_threshold()[2] == 5_000_000
+    finally:
+        gc.set_threshold(*before)
