@@ -92,14 +92,20 @@ class SaveAt(eqx.Module):
         n_mid = self.num - 2
         if n_mid < 1:  # only 0 and the end: one dummy save keeps the solver's call uniform
             return jnp.reshape(lo, (1,))
+        log_lo = jnp.log10(lo)
         if self.t_max is not None:
-            hi, count = jnp.asarray(self.t_max, dtype), n_mid
+            log_hi, count = jnp.log10(jnp.asarray(self.t_max, dtype)), n_mid
         else:
-            hi = jnp.asarray(t1, dtype) if np.isfinite(t1) else lo * 10.0**_GRID_DECADES
+            if np.isfinite(t1):
+                log_hi = jnp.log10(jnp.asarray(t1, dtype))
+            else:
+                # In decades, below the dtype's largest number (float32: 10^38.5).
+                top = np.log10(np.finfo(dtype).max) - 1
+                log_hi = jnp.minimum(log_lo + _GRID_DECADES, jnp.asarray(top, dtype))
             count = _GRID_PER_SAVE * n_mid
         if count == 1:
             return jnp.reshape(lo, (1,))
-        return jnp.logspace(jnp.log10(lo), jnp.log10(jnp.maximum(hi, lo)), count, dtype=dtype)
+        return jnp.logspace(log_lo, jnp.maximum(log_hi, log_lo), count, dtype=dtype)
 
     def select(self, grid, ys, y0, t_final, y_final):
         """The saved times and states: for explicit `ts`, the solver's saves; otherwise

@@ -69,6 +69,27 @@ def test_float32_two_layer_flow_converges_to_the_float64_limit(getkey):
     assert err <= _error_bound(prob, ref, F32_FLOOR)
 
 
+def test_float32_default_saves_follow_the_float64_path(getkey):
+    # The default log-spaced saves reach 10^40 time scales past their start in float64,
+    # beyond float32's largest number: in float32 the grid must stay finite and the saves
+    # must still be the states at their times. Against the float64 flow saved at the same
+    # times (its loss there, to float32 accuracy), with the float32 path moving between saves.
+    prob, _ = lf.sparse_regression(getkey(), 10, 25, 3)
+    model = lf.DiagonalNet.unbiased(25, 0.1)
+    sol = lf.flow(_f32(model), _f32(prob))
+    assert sol.converged and sol.ts.dtype == jnp.float32
+    ts = np.asarray(sol.ts)
+    assert np.all(np.isfinite(ts)) and np.all(np.diff(ts) > 0) and len(ts) == 64
+    assert np.all(np.isfinite(np.asarray(sol.losses)))
+    assert len(np.unique(np.asarray(sol.losses))) > 32  # the saves are distinct states
+    ref = lf.flow(
+        model, prob, saveat=lf.SaveAt(ts=jnp.asarray(ts, jnp.float64)), stop=None, t1=float(ts[-1])
+    )
+    L, L_ref = np.asarray(sol.losses, np.float64), np.asarray(ref.losses)
+    # Relative to the start's loss: float32 rounding of the path, ~1e-6, with a 100x margin.
+    np.testing.assert_allclose(L, L_ref, rtol=0, atol=1e-4 * L_ref[0])
+
+
 def test_float32_stop_below_the_floor_uses_the_floor(getkey):
     # An explicit rtol below the floor is raised to it, not refused: the advice of the old
     # refusal (rtol=1e-5) and the default both converge.
