@@ -47,6 +47,11 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import is_concrete
+from ._factor_propagator import (
+    SymmetricPropagatorSystem,
+    TwoLayerPropagatorSystem,
+    propagator_solver_choice,
+)
 from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
@@ -389,19 +394,6 @@ class RowSpacePropagator(eqx.Module):
         return -jnp.concatenate([g1 @ M[n:, :], g1.T @ M[:n, :]], axis=0)
 
 
-def _propagator_solver_choice():
-    # The propagator starts at the identity: atol at the scale 1 (`_lifted_solver_choice`).
-    from ._solver import SolverChoice
-
-    return SolverChoice(
-        diffrax.Dopri8(),
-        rtol=1e-12,
-        atol=1e-14,
-        reason="row-space propagator: explicit high order (small, not stiff, dense Jacobian "
-        "wasteful)",
-    )
-
-
 class _AbstractPropagatorSystem(AbstractFlowSystem):
     """A form whose state is the propagator $M$ of a `RowSpacePropagator` (its ODE, its
     predictor and its solver); subclasses map $M$ back to their model."""
@@ -409,7 +401,7 @@ class _AbstractPropagatorSystem(AbstractFlowSystem):
     propagator: eqx.AbstractVar[RowSpacePropagator]
 
     def solver_choice(self):
-        return _propagator_solver_choice()
+        return propagator_solver_choice("row-space propagator")
 
     def initial_state(self):
         return self.propagator.initial_state()
@@ -541,5 +533,7 @@ __all__ = [
     "RowSpaceLiftedSystem",
     "RowSpacePropagator",
     "TwoLayerRowSpaceSystem",
+    "TwoLayerPropagatorSystem",
+    "SymmetricPropagatorSystem",
     "wishart",
 ]

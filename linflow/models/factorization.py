@@ -56,12 +56,17 @@ class TwoLayer(AbstractModel):
     def flow_system(self, problem):
         r"""The row-space propagator (`linflow.lifted.TwoLayerRowSpaceSystem`, exact, $q^2$
         states with $q = n + m$) where it applies and is smaller than the $(D + m)h$
-        parameters (regression with a matrix target and $n < D$); the parameters otherwise.
+        parameters (regression with a matrix target and $n < D$); else, on any problem, the
+        propagator of the stacked factors (`linflow.lifted.TwoLayerPropagatorSystem`, exact,
+        $q^2$ states with $q = D + m$) where the width exceeds $q$; the parameters otherwise.
         `form="full"` forces the parameters."""
+        from .._factor_propagator import TwoLayerPropagatorSystem
         from ..lifted import TwoLayerRowSpaceSystem
 
         if TwoLayerRowSpaceSystem.is_smaller(self, problem):
             return TwoLayerRowSpaceSystem.build(self, problem.X)
+        if TwoLayerPropagatorSystem.is_smaller(self.U.shape[0] + self.V.shape[0], self.width):
+            return TwoLayerPropagatorSystem.build(self)
         return super().flow_system(problem)
 
 
@@ -87,6 +92,16 @@ class Symmetric(AbstractModel):
         positive eigenpairs of the target's symmetric part on a `Factorization`), where the
         problem knows it."""
         return problem.best_psd_of_rank(self.U.shape[1])
+
+    def flow_system(self, problem):
+        r"""The propagator of $U$ (`linflow.lifted.SymmetricPropagatorSystem`, exact, $n^2$
+        states) where the width $k$ exceeds $n$; the parameters otherwise. `form="full"`
+        forces the parameters."""
+        from .._factor_propagator import SymmetricPropagatorSystem
+
+        if SymmetricPropagatorSystem.is_smaller(*self.U.shape):
+            return SymmetricPropagatorSystem.build(self)
+        return super().flow_system(problem)
 
 
 class DeepLinear(AbstractModel):
