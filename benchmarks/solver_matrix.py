@@ -1,8 +1,9 @@
 """The automatic solver choice against fixed diffrax solvers, across scales and model families.
 
-alpha x {diagonal d=100, depth-3 diagonal, two-layer regression D=400/h=500, matrix completion
-d=6/k=500} x {auto, Tsit5, Dopri8, Dopri8 with relative tolerance, Kvaerno5}: steps, wall time
-(best of 3 after compilation), final relative residual, and the distance to the analytic limit
+alpha x {diagonal d=100, depth-3 diagonal, the depth-2 diagonal net's full parameter flow (200
+states), two-layer regression D=400/h=500, matrix completion d=6/k=500} x {auto, Tsit5, Dopri8,
+Dopri8 with relative tolerance, Kvaerno5}: steps, wall time (best of 3 after compilation),
+final relative residual, and the distance to the analytic limit
 (Q^D_alpha minimiser for the diagonal nets; Min et al. eq. (14) for the two-layer net).
 Implicit solvers are skipped above 600 states (their dense Jacobian has states^2 entries).
 Target: auto within 2x of the best fixed solver in every cell, never failing.
@@ -52,9 +53,13 @@ def cases(quick):
         model = lf.TwoLayer(alpha * jr.normal(k1, (dc, k)), alpha * jr.normal(k2, (dc, k)))
         return model, comp, None
 
+    def diagonal_full(alpha):
+        return diagonal(alpha, 2) + ("full",)
+
     return {
         "diagonal D=2": lambda a: diagonal(a, 2),
         "diagonal D=3": lambda a: diagonal(a, 3),
+        "diagonal D=2, full form": diagonal_full,
         f"two-layer D={D} h={h}": two_layer,
         f"completion d={dc} k={k}": completion,
     }
@@ -78,7 +83,7 @@ def main():
     rows = []
     for family, make in cases(args.quick).items():
         for alpha in alphas:
-            model, prob, limit = make(alpha)
+            model, prob, limit, *form = make(alpha)
             size = sum(x.size for x in jax.tree.leaves(model))
             for name, choice in solvers.items():
                 row = dict(family=family, alpha=alpha, solver=name, states=size)
@@ -87,6 +92,7 @@ def main():
                     rows.append(row)
                     continue
                 kw = dict(solver=choice, throw=False, max_steps=max_steps, saveat=lf.SaveAt(num=2))
+                kw.update(form=form[0] if form else "auto")
                 try:
                     run = lambda: lf.flow(model, prob, **kw)
                     _, first = timed(run)  # includes compilation

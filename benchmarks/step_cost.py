@@ -23,8 +23,9 @@ full forms) the "method" share also holds its Jacobians and Newton iterations.
 
 Cases: a diagonal net (d = 1000, N = 100; reduced and full form), the two-layer net of Min et
 al.'s Fig. 2 (D = 400, n = 100, m = 1, h = 500; the exact row-space form and the full
-parameter flow), matrix completion with a two-layer factorisation (d = 6, k = 500) and a
-depth-3 convolutional tensor net (d = 16; its full form runs on Kvaerno5). `--quick`: smaller
+parameter flow), matrix completion with a two-layer factorisation (d = 6, k = 500; the
+propagator of its factors and the full parameter flow) and a depth-3 convolutional tensor
+net (d = 16; its full form runs on Kvaerno5). `--quick`: smaller
 sizes, no tensor net, one timed run each (a smoke test).
 """
 
@@ -79,6 +80,7 @@ def cases(quick):
         (f"two-layer D={D} h={h}", "auto", two_layer, lf.Regression(X, Y)),
         (f"two-layer D={D} h={h}", "full", two_layer, lf.Regression(X, Y)),
         (f"completion d={dc} k={k}", "auto", factors, completion),
+        (f"completion d={dc} k={k}", "full", factors, completion),
     ] + ([] if quick else [(f"tensor convolution d={dt} L=3", "auto", tensor, tensor_problem)])
 
 
