@@ -12,7 +12,8 @@ with the first one's cache folder (`second_process`).
 Problems: the getting-started sparse regression (N = 40, d = 100), a `DiagonalNet` of depth 2
 and 3 at alpha = 0.1, and depth 2 at alpha = 0.01 (stiff: `linflow.Auto`'s explicit phase
 runs out of its budget and the implicit solver continues); a two-layer net (D = 10, m = 5,
-h = 5, Gaussian init at 0.1, full form: Kvaerno5). Transforms: plain call, `vmap` over 4
+h = 5, Gaussian init at 0.1, full form: the explicit phase runs out of its budget and
+Kvaerno5 continues). Transforms: plain call, `vmap` over 4
 scales, `grad` of the squared norm of the final predictor with respect to the scale.
 
 `breakdown` compiles the pieces of one flow ahead of time in one process (`jit(...).trace`,

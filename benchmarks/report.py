@@ -259,6 +259,44 @@ def solver_matrix() -> str:
     return "\n".join(rows) + "\n"
 
 
+@block("solver-matrix-vs-reference")
+def solver_matrix_vs_reference() -> str:
+    """Time now over time at the reference commit, per family, for every (alpha, solver) cell
+    that converged in both runs (`solver_matrix.json` and `solver_matrix_<commit>.json`)."""
+    import statistics
+
+    now = load("solver_matrix")
+    ref_name = next(p.stem for p in sorted(RESULTS.glob("solver_matrix_*.json")))
+    ref = load(ref_name)
+
+    def converged(data):
+        return {
+            (r["family"], r["alpha"], r["solver"]): r
+            for r in data["rows"]
+            if r.get("status") == "converged"
+        }
+
+    a, b = converged(now), converged(ref)
+    rows = [
+        f"| family | cells | median, time now / at `{ref['commit']}` | range | steps equal |",
+        "|---|---|---|---|---|",
+    ]
+    for family in dict.fromkeys(k[0] for k in a):
+        keys = [k for k in a if k[0] == family and k in b]
+        if not keys:
+            continue
+        ratios = [a[k]["time_s"] / b[k]["time_s"] for k in keys]
+        same = sum(a[k]["steps"] == b[k]["steps"] for k in keys)
+        forms = sorted({a[k]["form"] for k in keys}), sorted({b[k]["form"] for k in keys})
+        then = "" if forms[0] == forms[1] else f"; then {'/'.join(forms[1])}"
+        rows.append(
+            f"| {family} ({'/'.join(forms[0])}{then}) | {len(keys)} "
+            f"| {statistics.median(ratios):.2f} "
+            f"| {min(ratios):.2f}-{max(ratios):.2f} | {same} of {len(keys)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def _seconds(x: float) -> str:
     if x < 1e-3:
         return f"{1e6 * x:.0f} µs"
@@ -292,8 +330,9 @@ def compile_time() -> str:
     data = load("compile_time")
     rows = [
         "| row | linflow first call: wall (CPU) | warm | second process (of cold) "
-        "| diffrax Tsit5 first: wall (CPU) | first / diffrax: wall (CPU) |",
-        "|---|---|---|---|---|---|",
+        "| diffrax Tsit5 first: wall (CPU) | first / diffrax: wall (CPU) "
+        "| without the runs: (first - warm) / diffrax's |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in data["rows"]:
         lf, dx = r["linflow"], r["diffrax"]
@@ -302,9 +341,10 @@ def compile_time() -> str:
         first = f"{lf['first_s']:.2f} s ({lf['first_cpu_s']:.2f} s)"
         plain = f"{dx['first_s']:.2f} s ({dx['first_cpu_s']:.2f} s)"
         ratio = f"{r['first_over_diffrax']:.2f} ({r['first_cpu_over_diffrax']:.2f})"
+        compile_only = (lf["first_s"] - lf["warm_s"]) / (dx["first_s"] - dx["warm_s"])
         rows.append(
             f"| {r['family']}, {r['transform']} | {first} | {lf['warm_s']:.3f} s | {second} "
-            f"| {plain} | {ratio} |"
+            f"| {plain} | {ratio} | {compile_only:.2f} |"
         )
     load_note = data["machine_load"]["note"]
     rows += ["", f"Machine load during the run: {load_note}.", ""]
@@ -322,6 +362,45 @@ def compile_time() -> str:
             )
         rows.append("")
     return "\n".join(rows)
+
+
+@block("compile-time-vs-reference")
+def compile_time_vs_reference() -> str:
+    """First calls, second processes and the ahead-of-time programs of `compile_time.json`
+    against `compile_time_<commit>.json` (the same benchmark at an earlier commit, same
+    machine, same session)."""
+    now = load("compile_time")
+    ref = load(next(p.stem for p in sorted(RESULTS.glob("compile_time_*.json"))))
+    then = {(r["family"], r["transform"]): r for r in ref["rows"]}
+    rows = [
+        f"| row | first call, now / at `{ref['commit']}` | second process, now / then |",
+        "|---|---|---|",
+    ]
+    for r in now["rows"]:
+        old = then.get((r["family"], r["transform"]))
+        if old is None:
+            continue
+        first = f"{r['linflow']['first_s']:.2f} s / {old['linflow']['first_s']:.2f} s"
+        second, second_old = r.get("linflow_second_process"), old.get("linflow_second_process")
+        second = (
+            f"{second['first_s']:.2f} s / {second_old['first_s']:.2f} s"
+            if second and second_old
+            else ""
+        )
+        rows.append(f"| {r['family']}, {r['transform']} | {first} | {second} |")
+    rows += [
+        "",
+        "| program (ahead of time) | trace, now / then | StableHLO characters, now / then |",
+        "|---|---|---|",
+    ]
+    for name, b in now["breakdown"].items():
+        old = ref["breakdown"].get(name)
+        if old is not None:
+            rows.append(
+                f"| {name} | {b['trace_s']:.2f} s / {old['trace_s']:.2f} s "
+                f"| {b['stablehlo_chars']:,} / {old['stablehlo_chars']:,} |"
+            )
+    return "\n".join(rows) + "\n"
 
 
 def _colab_base() -> str | None:

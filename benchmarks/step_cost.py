@@ -25,7 +25,7 @@ Cases: a diagonal net (d = 1000, N = 100; reduced and full form), the two-layer 
 al.'s Fig. 2 (D = 400, n = 100, m = 1, h = 500; the exact row-space form and the full
 parameter flow), matrix completion with a two-layer factorisation (d = 6, k = 500; the
 propagator of its factors and the full parameter flow) and a depth-3 convolutional tensor
-net (d = 16; its full form runs on Kvaerno5). `--quick`: smaller
+net (d = 16, full form). `--quick`: smaller
 sizes, no tensor net, one timed run each (a smoke test).
 """
 

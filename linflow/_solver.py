@@ -106,11 +106,10 @@ class Auto(eqx.Module):
     - the full parameter flow at large initialisation scale is stiff, and only implicit
       solvers finish it; elsewhere an explicit step is far cheaper. Up to
       `implicit_max_size` parameters: `Fallback(Dopri8, Kvaerno5, budget=explicit_budget)`
-      (measured on 19 full-form flows, diagonal depth 2 and 3, Hadamard, a convolutional
-      tensor net and a two-layer net, against Kvaerno5 alone: 5-150x faster, and it
-      finishes a depth-3, alpha = 10 flow where Kvaerno5 alone ran out of 100,000 steps).
-      Implicit solvers factor a dense Jacobian of size (state)^2, so above that size an
-      explicit high-order solver is used alone.
+      (`benchmarks/solver_matrix.py`, the depth-2 net's 200-parameter full form: 6-130x
+      faster than Kvaerno5 alone at alpha <= 1, and 1.35x at alpha = 10, where every
+      explicit solver fails). Implicit solvers factor a dense Jacobian of size (state)^2, so
+      above that size an explicit high-order solver is used alone.
 
     Its implicit solvers factor with `linflow.LU`, so they also run inside a sweep sharded
     over several devices.
