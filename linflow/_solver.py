@@ -169,8 +169,8 @@ class Auto(eqx.Module):
                 SolverChoice(diffrax.Dopri8(), rtol=1e-12, atol=1e-14),
                 SolverChoice(with_lu(diffrax.Kvaerno5()), rtol=1e-10, atol=1e-12),
                 budget=self.explicit_budget,
-                reason=f"full form with {size} <= {self.implicit_max_size} states: explicit, "
-                "implicit if stiff",
+                reason=f"{system.name} form with {size} <= {self.implicit_max_size} states: "
+                "explicit, implicit if stiff",
             )
         return SolverChoice(
             diffrax.Dopri8(),

@@ -47,11 +47,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import is_concrete
-from ._factor_propagator import (
-    SymmetricPropagatorSystem,
-    TwoLayerPropagatorSystem,
-    propagator_solver_choice,
-)
+from ._factor_propagator import SymmetricPropagatorSystem, TwoLayerPropagatorSystem
 from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
@@ -395,13 +391,11 @@ class RowSpacePropagator(eqx.Module):
 
 
 class _AbstractPropagatorSystem(AbstractFlowSystem):
-    """A form whose state is the propagator $M$ of a `RowSpacePropagator` (its ODE, its
-    predictor and its solver); subclasses map $M$ back to their model."""
+    """A form whose state is the propagator $M$ of a `RowSpacePropagator` (its ODE and its
+    predictor); subclasses map $M$ back to their model. `linflow.Auto` chooses its solver by
+    size, as for the parameters (`linflow._factor_propagator`)."""
 
     propagator: eqx.AbstractVar[RowSpacePropagator]
-
-    def solver_choice(self):
-        return propagator_solver_choice("row-space propagator")
 
     def initial_state(self):
         return self.propagator.initial_state()
