@@ -11,14 +11,17 @@ Three criteria, any of which ends a flow (`STOPS` names the one that held, in th
    rank-$k$ PSD approximation for `Symmetric`) and the predictor is within
    `rtol`$\cdot\sqrt{2L_{\rm ref}}$ of it (Frobenius norm).
 3. `stationary`: the dimensionless stationarity
-   $$S(t) = \frac{t\,|\dot L(t)|}{L(0) - L(t)} \le \mathrm{rtol}^2,$$
+   $$S(t) = \frac{t\,|\dot L(t)|}{\min(L(0) - L(t),\ L_{\rm ref})} \le \mathrm{rtol}^2,$$
    with $\dot L = -\|\nabla_\theta L\|^2$ along the gradient flow (computed by a forward
    derivative of $L(\text{predictor}(y))$ along the integrated field, so it holds for every
    integrated form). It measures the loss still to come if the flow kept its present speed
-   for as long again as it has run, against the decrease so far: time, loss and parameter
-   scales cancel. Near a minimum with curvature $\mu$ (in the direction still moving),
+   for as long again as it has run, against the decrease so far, but never against more
+   than the problem's scale $L_{\rm ref}$ (from a large start, where $L(0) \gg L_{\rm ref}$,
+   the decrease alone would let a flow stop with its excess far above `rtol`): time, loss
+   and parameter scales cancel. The cap only raises $S$, so nothing below stops earlier
+   because of it. Near a minimum with curvature $\mu$ (in the direction still moving),
    $L - L_\infty \approx \|\nabla L\|^2/(2\mu)$, so
-   $S = 2\mu t\,(L - L_\infty)/(L(0) - L(t))$: it bounds the squared relative excess over
+   $S \ge 2\mu t\,(L - L_\infty)/(L(0) - L(t))$: it bounds the squared relative excess over
    the steady state once $2\mu t \ge 1$, which any flow that got there has passed. For a
    power-law approach $L - L_\infty \propto t^{-p}$ it is $p$ times that excess.
 
@@ -57,8 +60,8 @@ class STOPS(eqx.Enumeration):
         "symmetric one), to `rtol`."
     )
     stationary = (
-        "The dimensionless stationarity t |dL/dt| / (L(0) - L(t)) fell below `rtol**2`: a "
-        "steady state the model cannot leave, above the best linear loss."
+        "The dimensionless stationarity t |dL/dt| / min(L(0) - L(t), L_ref) fell below "
+        "`rtol**2`: a steady state the model cannot leave, above the best linear loss."
     )
     scaled_gradient = "The scaled gradient fell below `Converged(gtol=...)`."
 
@@ -97,9 +100,9 @@ class SteadyState(eqx.Module):
         return max(self.stop.rtol, precision_floor(dtype))
 
     def stationarity(self, t, y):
-        r"""$S(t) = t|\dot L| / (L(0) - L(t))$ (`inf` where the loss has not decreased), with
-        $\dot L$ the loss's derivative along the integrated field; for forms with mirror
-        coordinates $z$, the larger of $S$ and $(t\|\dot z\| / \|z - z(0)\|)^2$."""
+        r"""$S(t) = t|\dot L| / \min(L(0) - L(t), L_{\rm ref})$ (`inf` where the loss has not
+        decreased), with $\dot L$ the loss's derivative along the integrated field; for forms
+        with mirror coordinates $z$, the larger of $S$ and $(t\|\dot z\| / \|z - z(0)\|)^2$."""
         f = self.system.vector_field(t, y, self.problem)
 
         def loss_of(state):
@@ -108,7 +111,11 @@ class SteadyState(eqx.Module):
         loss, rate = jax.jvp(loss_of, (y,), (f,))
         drop = self.loss0 - loss
         t = jnp.asarray(t, drop.dtype)
-        s = t * jnp.abs(rate) / jnp.where(drop > 0, drop, 1.0)
+        # The decrease so far, but at most the problem's scale L_ref: from a large start
+        # L(0) is many times L_ref, and the excess still to go would be measured against a
+        # drop that dwarfs it (a completion at scale 50 stopped 4e-8 short of its fit).
+        scale = jnp.where(self.ref > 0, jnp.minimum(drop, self.ref), drop)
+        s = t * jnp.abs(rate) / jnp.where(drop > 0, scale, 1.0)
         s = jnp.where(drop > 0, s, jnp.inf)
         # A start exactly at a stationary point: the field is zero and the loss never moves.
         # (Not where only the loss's rate underflows, as on the first plateau of a vanishing

@@ -13,11 +13,12 @@ class Converged(eqx.Module):
       target's rank, the best rank-$k$ PSD approximation for `Symmetric`), the predictor is
       within `rtol` of it, relative to the problem's scale $\sqrt{2L_{\rm ref}}$;
     - `stationary` (on by default): the dimensionless stationarity
-      $t\,|\dot L|/(L(0) - L(t))$ falls below `rtol`$^2$. This ends every flow at a steady
-      state, fittable or not (a factorisation narrower than its target's rank, a symmetric
-      model of an indefinite target, an overdetermined regression), with no tolerance in the
-      problem's units; it cannot fire while the flow leaves a saddle (the gradient grows
-      there, which keeps it above 1). See `linflow._steady_state` for the derivation;
+      $t\,|\dot L|/\min(L(0) - L(t), L_{\rm ref})$ falls below `rtol`$^2$. This ends every
+      flow at a steady state, fittable or not (a factorisation narrower than its target's
+      rank, a symmetric model of an indefinite target, an overdetermined regression), with
+      no tolerance in the problem's units; it cannot fire while the flow leaves a saddle
+      (the gradient grows there, which keeps it above 1). See `linflow._steady_state` for
+      the derivation;
     - `scaled_gradient` (off by default): $\|\nabla_\theta L\|\,\|\theta\| / (2 L_{\rm ref})$
       falls below `gtol` (near a small initialisation the gradient is tiny although the
       flow has not started: prefer the stationarity criterion).

@@ -137,3 +137,16 @@ def test_one_sided_diagonal_net_stops_at_nonnegative_least_squares(getkey):
     assert np.count_nonzero(nnls) < 5  # a constraint is active: not the linear optimum
     # S <= 1e-20 bounds the squared relative excess (cond(X) ~ 2 here); measured 6e-13.
     assert _rel(sol.final_predictor, nnls) <= TOL
+
+
+def test_a_large_start_that_can_fit_is_not_stopped_short_by_stationarity():
+    # At a large initialisation L(0) is many times L_ref, and a stationarity measured against
+    # L(0) - L(t) alone held while the excess over the fit was still 4e-8 (rank-one 3 x 3
+    # completion, 6 observed entries, width 4 at scale 50). Normalised by at most L_ref it
+    # cannot: the flow goes on to the fit the model can reach, the optimum criterion's 1e-10.
+    problem, _ = lf.matrix_completion(jr.PRNGKey(0), (3, 3), 1, 6)
+    ku, kv = jr.split(jr.PRNGKey(1))
+    model = lf.TwoLayer(50 * jr.normal(ku, (3, 4)), 50 * jr.normal(kv, (3, 4)))
+    sol = lf.flow(model, problem)
+    assert sol.status == "converged" and sol.stopped_by == lf.STOPS.optimum
+    assert float(sol.residual) <= 1e-10
