@@ -22,7 +22,8 @@ space of $X$ on regression with fewer samples than inputs.
 `linflow.Auto` integrates a propagator as it does the parameters, by size: small ones
 (at most `Auto.implicit_max_size` states) explicitly first and implicitly if stiff. From a
 small initialisation the propagator's flow can be stiff near its end (rank-one
-$3 \times 3$ sensing at $\alpha = 10^{-3}$, width 7: Dopri8 alone ran out of 100,000 steps).
+$3 \times 3$ sensing at $\alpha = 10^{-3}$, width 7, in `tests/test_factor_propagator.py`:
+Dopri8 does not finish within the fallback's budget).
 """
 
 import abc

@@ -113,7 +113,8 @@ class SteadyState(eqx.Module):
         t = jnp.asarray(t, drop.dtype)
         # The decrease so far, but at most the problem's scale L_ref: from a large start
         # L(0) is many times L_ref, and the excess still to go would be measured against a
-        # drop that dwarfs it (a completion at scale 50 stopped 4e-8 short of its fit).
+        # drop that dwarfs it, and the flow would stop short of a fit it can reach
+        # (`test_a_large_start_that_can_fit_is_not_stopped_short_by_stationarity`).
         scale = jnp.where(self.ref > 0, jnp.minimum(drop, self.ref), drop)
         s = t * jnp.abs(rate) / jnp.where(drop > 0, scale, 1.0)
         s = jnp.where(drop > 0, s, jnp.inf)
