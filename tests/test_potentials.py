@@ -142,3 +142,22 @@ def test_tensor_potential_value_gradient_is_the_dual_point(depth):
 def test_bad_potentials_raise_value_error_naming_argument(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("depth", [3, 4, 5])
+def test_deep_potential_rounding_scale_is_its_formula(depth):
+    # `DeepDiagonalPotential.rounding`: p c (u^(-p-1) + v^(-p-1)) |s| / 8 with
+    # u = a - c s, v = b + c s (a, b = |w_pm(0)|^(2 - D), c = D(D - 2), p = D / (D - 2)),
+    # formed with integer powers where p is an integer (D = 3, 4): against the float powers
+    # of NumPy, on both sides of 0 and up to near the boundary u, v -> 0.
+    rng = np.random.default_rng(depth)
+    wp, wm = 0.1 + rng.random(8), 0.1 + rng.random(8)
+    potential = DeepDiagonalPotential(jnp.asarray(wp), jnp.asarray(wm), depth)
+    c, p = depth * (depth - 2), depth / (depth - 2)
+    a, b = wp ** (2.0 - depth), wm ** (2.0 - depth)
+    reach = np.minimum(a, b) / c  # |s| below which u, v > 0
+    for frac in (-0.999, -0.5, -1e-3, 0.0, 1e-3, 0.5, 0.999):
+        s = frac * reach * rng.random(8)
+        u, v = a - c * s, b + c * s
+        want = p * c * (u ** (-p - 1) + v ** (-p - 1)) * np.abs(s) / 8
+        np.testing.assert_allclose(np.asarray(potential.rounding(jnp.asarray(s))), want, rtol=1e-13)
