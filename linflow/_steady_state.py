@@ -36,7 +36,8 @@ $s = X^\top\nu$ of a diagonal net drifts at a constant rate across every plateau
 coordinates off the support are the log-ratios still escaping) and settles only at a steady
 state, so their criterion also asks $(t\|\dot s\|/\|s - s(0)\|)^2 \le \mathrm{rtol}^2$,
 which stays near 1 on a plateau whatever $\alpha$ (flows from $\alpha = 10^{-200}$ pass all
-their saddles). Parameter (full) forms have no such guard: from a start below
+their saddles). That drift is formed first, and $S$ only on the steps where it passes
+(`SteadyState.is_stationary`). Parameter (full) forms have no such guard: from a start below
 $\mathrm{rtol}$ use a reduced form or `Converged(stationary=False)`. A start exactly at a
 stationary point (zero field, the loss never moves) stops at once: it is a steady state.
 """
@@ -104,7 +105,26 @@ class SteadyState(eqx.Module):
         decreased), with $\dot L$ the loss's derivative along the integrated field; for forms
         with mirror coordinates $z$, the larger of $S$ and $(t\|\dot z\| / \|z - z(0)\|)^2$."""
         f = self.system.vector_field(t, y, self.problem)
+        s = self._loss_stationarity(t, y, f)
+        if self.mirror0 is None:
+            return s
+        return jnp.maximum(s, self._drift(t, y, f) ** 2)
 
+    def is_stationary(self, t, y, tol):
+        """Whether `stationarity(t, y) <= tol`. For forms with mirror coordinates the
+        drift is formed first (one product with the data), and $S$ (a forward derivative of
+        the loss through the predictor, as costly as a solver stage) only where the drift
+        already passes: on every step but the last few of a flow it does not, and outside
+        `vmap` the derivative is then skipped."""
+        f = self.system.vector_field(t, y, self.problem)
+        if self.mirror0 is None:
+            return self._loss_stationarity(t, y, f) <= tol
+        settled = self._drift(t, y, f) ** 2 <= tol
+        return jax.lax.cond(
+            settled, lambda: self._loss_stationarity(t, y, f) <= tol, lambda: jnp.asarray(False)
+        )
+
+    def _loss_stationarity(self, t, y, f):
         def loss_of(state):
             return self.problem.loss(self.system.predictor(state))
 
@@ -123,19 +143,19 @@ class SteadyState(eqx.Module):
         # initialisation; nor where the loss grew: a solver thrown off the path can land
         # where the field saturates, e.g. the capped exponentials of the reduced forms.)
         still = (_tree_norm(f) == 0) & (t > 0) & (drop == 0)
-        s = jnp.where(still, 0.0, s)
-        if self.mirror0 is None:
-            return s
-        # Forms with mirror coordinates (`AbstractFlowSystem.mirror_coordinates`): also
+        return jnp.where(still, 0.0, s)
+
+    def _drift(self, t, y, f):
+        # Forms with mirror coordinates (`AbstractFlowSystem.mirror_coordinates`):
         # t |dz/dt| / |z - z(0)|, which stays near 1 while z drifts across a plateau (where
         # the loss is flat to rounding from a vanishing start) and decays like the distance
         # to a steady state. Its square is compared with `S`'s tolerance.
         z, dz = jax.jvp(self.system.mirror_coordinates, (y,), (f,))
         moved = jnp.sqrt(jnp.sum((z - self.mirror0) ** 2))
         speed = jnp.sqrt(jnp.sum(dz**2))
+        t = jnp.asarray(t, moved.dtype)
         drift = jnp.where(speed == 0, 0.0, t * speed / jnp.where(moved > 0, moved, 1.0))
-        drift = jnp.where((speed > 0) & (moved == 0), jnp.inf, drift)
-        return jnp.maximum(s, drift**2)
+        return jnp.where((speed > 0) & (moved == 0), jnp.inf, drift)
 
     def criteria(self, t, y, pred=None):
         """The booleans `(optimum, reachable_optimum, stationary, scaled_gradient)` at state
@@ -150,7 +170,7 @@ class SteadyState(eqx.Module):
             dist = jnp.sqrt(jnp.sum((pred - self.target) ** 2))
             reachable = dist <= self._rtol(pred.dtype) * jnp.sqrt(2 * self.ref)
         if stop.stationary:
-            stationary = self.stationarity(t, y) <= self._rtol(pred.dtype) ** 2
+            stationary = self.is_stationary(t, y, self._rtol(pred.dtype) ** 2)
         else:
             stationary = jnp.asarray(False)
         if stop.gtol is not None:

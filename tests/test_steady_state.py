@@ -150,3 +150,48 @@ def test_a_large_start_that_can_fit_is_not_stopped_short_by_stationarity():
     sol = lf.flow(model, problem)
     assert sol.status == "converged" and sol.stopped_by == lf.STOPS.optimum
     assert float(sol.residual) <= 1e-10
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_gated_stationarity_test_agrees_with_the_criterion_it_skips(getkey, depth):
+    # `is_stationary` forms S only where the mirror drift already passes; the criterion is
+    # max(S, drift^2), so the gated test must give the same answer as comparing
+    # `stationarity` with the tolerance: for tolerances just below and above each part's
+    # values on states from the start to past the steady state (each part decides
+    # somewhere), one state at a time and under vmap (where both branches run).
+    import jax
+
+    from linflow._reduced import DualFlowSystem
+    from linflow._steady_state import SteadyState
+
+    problem, _ = lf.sparse_regression(getkey(), 10, 25, 3)
+    model = lf.DiagonalNet.unbiased(25, 0.1, depth)
+    system = DualFlowSystem(model, problem.X)
+    steady = SteadyState(system, problem, lf.Converged(), system.initial_state())
+    # The steady state nu* of the reduced flow: the dual point of the potential's minimiser
+    # (s = X^T nu*, beta = grad Phi*(s) interpolates).
+    final = lf.limits.dual_minimise(model.potential(), problem.X, problem.Y).dual
+    # (Off the steady state itself, where both parts are rounding noise.) S grows like t
+    # and the drift's square like t^2: on a grid of times each part is the larger somewhere.
+    scales = jnp.asarray([0.0, 0.5, 1 - 1e-2, 1 - 1e-4, 1 - 1e-6, 1.01])
+    times = jnp.concatenate([jnp.zeros(1), jnp.logspace(-3, 9, 7)])
+    ts = jnp.repeat(times, len(scales))
+    states = jnp.tile(scales[:, None] * final[None, :], (len(times), 1))
+    values = np.asarray(jax.vmap(steady.stationarity)(ts, states))
+    fields = jax.vmap(lambda t, y: system.vector_field(t, y, problem))(ts, states)
+    parts = jax.vmap(lambda t, y, f: (steady._loss_stationarity(t, y, f), steady._drift(t, y, f)))
+    loss_part, drift = (np.asarray(p) for p in parts(ts, states, fields))
+    np.testing.assert_allclose(values, np.maximum(loss_part, drift**2), rtol=1e-12)
+    finite = np.concatenate([loss_part, drift**2])
+    finite = np.unique(finite[np.isfinite(finite) & (finite > 0)])
+    # (Not at the values themselves: eager, jitted and batched evaluation round differently.)
+    tols = np.concatenate([finite * (1 - 1e-6), finite * (1 + 1e-6)])
+    # Some state where the drift passes and S alone decides against stopping.
+    assert any(np.any((drift**2 <= tol) & (loss_part > tol)) for tol in tols)
+    test = steady.is_stationary
+    single = jax.jit(lambda t, y, tol: test(t, y, tol))  # the branch not taken is skipped
+    batched = jax.jit(jax.vmap(lambda t, y, tol: test(t, y, tol), in_axes=(0, 0, None)))
+    for tol in tols:
+        want = list(values <= tol)
+        assert [bool(single(t, y, tol)) for t, y in zip(ts, states)] == want
+        assert list(np.asarray(batched(ts, states, tol))) == want
