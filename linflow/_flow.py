@@ -18,6 +18,7 @@ from ._solver import Auto, Fallback, SolverChoice
 from ._steady_state import STOPS, SteadyState, direction_rate
 from ._stop import Converged, precision_floor
 from ._system import AbstractFlowSystem
+from ._trace_cache import traced_shape
 from ._traced_once import TracedOnce
 from .models._base import AbstractModel
 from .problems import AbstractProblem
@@ -34,7 +35,7 @@ def _validate(model, problem, stop):
         raise TypeError(
             f"`problem` must be a linflow problem (AbstractProblem), got {type(problem)}."
         )
-    pred = eqx.filter_eval_shape(model.predictor)
+    pred = traced_shape(model.predictor)
     problem.check_predictor(pred, "model")
     if stop is not None and not isinstance(stop, Converged):
         raise TypeError(f"`stop` must be a `linflow.Converged` or None, got {type(stop)}.")

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 
 from ._linear_solver import with_lu
+from ._system import tree_size
 
 
 class SolverChoice(eqx.Module):
@@ -133,21 +134,19 @@ class Auto(eqx.Module):
     explicit_budget: int = 1_000
 
     def choose(self, system, problem) -> "SolverChoice | Fallback":
-        choice = self._choose_float64(system, problem)
-        leaves = jax.tree.leaves(eqx.filter(system.initial_state(), eqx.is_array))
-        eps = max(float(jnp.finfo(x.dtype).eps) for x in leaves)
+        shape = system.state_shape()
+        choice = self._choose_float64(system, tree_size(shape))
+        eps = max(float(jnp.finfo(x.dtype).eps) for x in jax.tree.leaves(shape))
         # A full or lifted state is of order its parameters (not the shrinking dual state of
         # a reduced form): there the absolute tolerance rises to the relative one (and for
         # implicit solvers in any form, see `_tolerances_for`).
         absolute = system.name != "reduced"
         return _tolerances_for(choice, SOLVER_FLOOR_EPS * eps, absolute)
 
-    def _choose_float64(self, system, problem) -> "SolverChoice | Fallback":
-        del problem
+    def _choose_float64(self, system, size: int) -> "SolverChoice | Fallback":
         own = system.solver_choice()  # forms that know their own best solver (lifted)
         if own is not None:
             return own
-        size = system.state_size()
         if system.is_reduced:
             # Pure relative error control: the dual state's scale shrinks like alpha^-D, and
             # an absolute floor stalls the explicit solver above the stop at large alpha.
@@ -164,18 +163,17 @@ class Auto(eqx.Module):
                 budget=self.explicit_budget,
                 reason=f"exact reduced form with {size} states: explicit, implicit if stiff",
             )
+        explicit = dict(solver=diffrax.Dopri8(), rtol=1e-12, atol=1e-14)
         if size <= self.implicit_max_size:
             return Fallback(
-                SolverChoice(diffrax.Dopri8(), rtol=1e-12, atol=1e-14),
+                SolverChoice(**explicit),
                 SolverChoice(with_lu(diffrax.Kvaerno5()), rtol=1e-10, atol=1e-12),
                 budget=self.explicit_budget,
                 reason=f"{system.name} form with {size} <= {self.implicit_max_size} states: "
                 "explicit, implicit if stiff",
             )
         return SolverChoice(
-            diffrax.Dopri8(),
-            rtol=1e-12,
-            atol=1e-14,
+            **explicit,
             reason=f"{size} > {self.implicit_max_size} states: explicit (dense Jacobian too big)",
         )
 

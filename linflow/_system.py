@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
+from ._trace_cache import traced_shape
 from .models._base import AbstractModel
 from .problems import AbstractProblem
 
@@ -41,9 +42,14 @@ class AbstractFlowSystem(eqx.Module):
     def to_model(self, y) -> AbstractModel:
         """The model whose parameters correspond to the state `y`."""
 
+    def state_shape(self) -> PyTree[jax.ShapeDtypeStruct]:
+        """The shapes and dtypes of the integrated state (nothing is run; traced once per
+        shape)."""
+        return traced_shape(self.initial_state)
+
     def state_size(self) -> int:
         """The number of entries of the integrated state (from its shapes: nothing is run)."""
-        return tree_size(eqx.filter_eval_shape(self.initial_state))
+        return tree_size(self.state_shape())
 
     def predictor(self, y):
         """The model's predictor at state `y` (default: `to_model(y).predictor()`; reduced

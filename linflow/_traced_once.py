@@ -9,28 +9,10 @@ the same program (XLA inlines the calls). What a new process pays before its fir
 even with the compiled program on disk, is mostly this Python tracing.
 """
 
-import functools
-
 import equinox as eqx
-import jax
 
 from ._system import AbstractFlowSystem, AbstractWrappedSystem
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _call(static, dynamic):
-    fn, args = eqx.combine(dynamic, static)
-    return fn(*args)
-
-
-def _traced(fn, *args):
-    """`fn(*args)`, through `_call`'s trace cache when the static part hashes."""
-    dynamic, static = eqx.partition((fn, args), eqx.is_array)
-    try:
-        hash(static)
-    except TypeError:  # e.g. an array in a static field: trace it in place
-        return fn(*args)
-    return _call(static, dynamic)
+from ._trace_cache import traced
 
 
 class _VectorField(eqx.Module):
@@ -54,7 +36,7 @@ class TracedOnce(AbstractWrappedSystem):
     system: AbstractFlowSystem
 
     def vector_field(self, t, y, problem):
-        return _traced(_VectorField(self.system), t, y, problem)
+        return traced(_VectorField(self.system), t, y, problem)
 
     def predictor(self, y):
-        return _traced(_Predictor(self.system), y)
+        return traced(_Predictor(self.system), y)

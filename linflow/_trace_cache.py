@@ -1,0 +1,34 @@
+"""One trace cache for the flow's formulas: a function of a static part and arrays, traced
+once per (static part, shapes) and reused by every call site, compiled or shape-only."""
+
+import functools
+
+import equinox as eqx
+import jax
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _call(static, dynamic):
+    fn, args = eqx.combine(dynamic, static)
+    return fn(*args)
+
+
+def traced(fn, *args):
+    """`fn(*args)`, through `_call`'s trace cache when the static part hashes."""
+    dynamic, static = eqx.partition((fn, args), eqx.is_array)
+    try:
+        hash(static)
+    except TypeError:  # e.g. an array in a static field: trace it in place
+        return fn(*args)
+    return _call(static, dynamic)
+
+
+def traced_shape(fn, *args):
+    """`eqx.filter_eval_shape(fn, *args)`, from `_call`'s trace cache when the static part
+    hashes: the shapes a flow checks before it runs cost a trace only on the first call."""
+    dynamic, static = eqx.partition((fn, args), eqx.is_array)
+    try:
+        hash(static)
+    except TypeError:
+        return eqx.filter_eval_shape(fn, *args)
+    return _call.eval_shape(static, dynamic)
