@@ -31,7 +31,7 @@ import abc
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
@@ -81,9 +81,21 @@ class AbstractFactorPropagatorSystem(AbstractFlowSystem):
         # factors' columns): no isolated steady state for `linflow.ImplicitAdjoint`.
         return False
 
+    def is_still(self, f, dpredictor):
+        return predictor_still(dpredictor)
+
     def predictor_magnitude(self, y, predictor):
         del y, predictor
         return None  # the factorisations' own: no cancellation floor
+
+
+def predictor_still(dpredictor: Float[Array, "..."]) -> Bool[Array, ""]:
+    r"""`AbstractFlowSystem.is_still` for a propagator $M$ of factors $Z = MZ_0$: whether the
+    predictor stands still. $\dot M = -S(g)M$ does not vanish from $Z_0 = 0$, where nothing
+    moves; along a gradient flow the predictor stands still exactly when the factors do
+    ($\dot L = \nabla L\cdot\dot\Theta = -\|\nabla_Z L\|^2$), and it costs nothing more
+    to read (the stop forms $\dot\Theta$ for $\dot L$)."""
+    return jnp.all(dpredictor == 0)
 
 
 def _sym(P):

@@ -25,6 +25,12 @@ def tree_size(tree) -> int:
     return sum(math.prod(x.shape) for x in leaves)
 
 
+def tree_norm(tree) -> jax.Array:
+    """The Euclidean norm of all array entries of `tree`."""
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+    return jnp.sqrt(sum(jnp.sum(x**2) for x in leaves))
+
+
 class AbstractFlowSystem(eqx.Module):
     """An ODE $\\dot y = f(t, y)$ whose solution maps onto the gradient flow of a model."""
 
@@ -67,6 +73,15 @@ class AbstractFlowSystem(eqx.Module):
         asks that they have settled."""
         del y
         return None
+
+    def is_still(self, f, dpredictor) -> jax.Array:
+        r"""Whether the model stands still when the state moves along the field `f` (its
+        predictor then moving at `dpredictor`): the stop reads such a start, whose loss never
+        changes, as a steady state (`linflow.Converged`). Default: $f = 0$ (states that move
+        only where the parameters do; not the predictor's speed, which underflows on the first
+        plateau of a vanishing initialisation while the state still moves)."""
+        del dpredictor
+        return tree_norm(f) == 0
 
     def predictor_magnitude(self, y, predictor):
         """The rounding scale of `predictor = self.predictor(y)` (passed in, so that forms
@@ -124,6 +139,9 @@ class AbstractWrappedSystem(AbstractFlowSystem):
 
     def mirror_coordinates(self, y):
         return self.system.mirror_coordinates(y)
+
+    def is_still(self, f, dpredictor):
+        return self.system.is_still(f, dpredictor)
 
     def predictor_magnitude(self, y, predictor):
         return self.system.predictor_magnitude(y, predictor)

@@ -47,7 +47,11 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import is_concrete
-from ._factor_propagator import SymmetricPropagatorSystem, TwoLayerPropagatorSystem
+from ._factor_propagator import (
+    SymmetricPropagatorSystem,
+    TwoLayerPropagatorSystem,
+    predictor_still,
+)
 from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
@@ -405,6 +409,9 @@ class _AbstractPropagatorSystem(AbstractFlowSystem):
 
     def predictor(self, y):
         return self.propagator.predictor(y)
+
+    def is_still(self, f, dpredictor):
+        return predictor_still(dpredictor)
 
 
 class RowSpaceLiftedSystem(_AbstractPropagatorSystem):

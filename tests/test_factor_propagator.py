@@ -177,3 +177,29 @@ def test_small_initialisation_propagator_finishes_implicitly_if_stiff():
     assert int(sol.stats["fallback_steps"]) > 0
     np.testing.assert_allclose(sol.final_predictor, ref.final_predictor, rtol=0, atol=1e-8)
     np.testing.assert_allclose(sol.final_predictor, target, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("which", ["completion", "regression", "symmetric"])
+def test_zero_start_is_a_steady_state_on_every_propagator(getkey, which):
+    # From zero factors the gradient g V, g^T U (or (g + g^T) U) vanishes: nothing moves,
+    # although the propagator's own field -S(g) M does not vanish. Every propagator (factor:
+    # completion and Symmetric; row space: regression with n < D) must stop at once, as the
+    # parameter flow does, with the factors still zero.
+    if which == "completion":
+        model, problem = (
+            lf.TwoLayer(jnp.zeros((4, 10)), jnp.zeros((3, 10))),
+            _completion(getkey(), 4, 3),
+        )
+    elif which == "regression":
+        X, Y = jr.normal(getkey(), (5, 20)), jr.normal(getkey(), (5, 2))
+        model, problem = lf.TwoLayer(jnp.zeros((20, 30)), jnp.zeros((2, 30))), lf.Regression(X, Y)
+    else:
+        model, problem = lf.Symmetric(jnp.zeros((4, 9))), lf.Factorization(jnp.eye(4))
+    expected_form = {"regression": "rowspace"}.get(which, "propagator")
+    for form in ("auto", "full"):
+        sol = lf.flow(model, problem, form=form, max_steps=100)
+        assert sol.form == (expected_form if form == "auto" else "full")
+        assert sol.stopped_by == lf.STOPS.stationary
+        assert int(sol.stats["num_steps"]) <= 2
+        for leaf in jax.tree.leaves(sol.final):
+            assert float(jnp.abs(leaf).max()) == 0.0
