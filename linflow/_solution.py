@@ -87,23 +87,35 @@ class FlowSolution(eqx.Module):
 
     @property
     def conserved(self) -> dict[str, Array]:
-        """The model's conserved quantities at each saved time (leading axis `T`)."""
-        return jax.vmap(lambda m: m.conserved())(self.models)
+        """The model's conserved quantities at each saved time (leading axis `T`, after the
+        batch axes of a vmapped solution)."""
+        fn = lambda m: m.conserved()  # noqa: E731
+        for _ in range(self.ts.ndim):  # the saved times, then each batch axis
+            fn = jax.vmap(fn)
+        return fn(self.models)
 
-    def conserved_drift(self) -> dict[str, Float[Array, ""]]:
+    def conserved_drift(self) -> dict[str, Float[Array, "..."]]:
         r"""$\max_t \|c(t) - c(0)\|_\infty / s$ for each conserved quantity $c$, over the saved
         times (entries after a failure are ignored), with $s$ the size of the terms that form
         $c(0)$ (`model.conserved_scale()`: $\||A| + |B|\|_\infty$ for an imbalance $A - B$, so
         a balanced start, $c(0) = 0$ up to rounding, is measured against its terms). Where the
-        scale is 0 the drift is reported in absolute terms."""
-        out = {}
-        finite_t = jnp.isfinite(self.losses)
-        first = jax.tree_util.tree_map(lambda x: x[0], self.models)
-        scales = first.conserved_scale()
-        for name, c in self.conserved.items():
-            c0 = c[0]
-            dev = jnp.abs(c - c0[None]).reshape(c.shape[0], -1).max(axis=1)
-            dev = jnp.where(finite_t, dev, 0.0).max()
-            scale = jnp.abs(scales[name]).max()
-            out[name] = dev / jnp.where(scale > 0, scale, 1.0)
-        return out
+        scale is 0 the drift is reported in absolute terms. Scalars, or arrays of the batch's
+        shape for a vmapped solution (one drift per member)."""
+        fn = _conserved_drift
+        for _ in range(self.ts.ndim - 1):
+            fn = jax.vmap(fn)
+        return fn(self.models, self.losses)
+
+
+def _conserved_drift(models, losses):
+    # One solution's drift (`FlowSolution.conserved_drift`): `models` with a leading axis T.
+    finite_t = jnp.isfinite(losses)
+    first = jax.tree_util.tree_map(lambda x: x[0], models)
+    scales = first.conserved_scale()
+    out = {}
+    for name, c in jax.vmap(lambda m: m.conserved())(models).items():
+        dev = jnp.abs(c - c[0][None]).reshape(c.shape[0], -1).max(axis=1)
+        dev = jnp.where(finite_t, dev, 0.0).max()
+        scale = jnp.abs(scales[name]).max()
+        out[name] = dev / jnp.where(scale > 0, scale, 1.0)
+    return out

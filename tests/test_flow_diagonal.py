@@ -221,6 +221,45 @@ def test_conserved_quantities_along_the_flow(getkey, depth):
         assert max(float(v) for v in drift.values()) <= 1e-9
 
 
+def test_conserved_quantities_of_a_vmapped_flow_are_each_members(getkey):
+    # A batch of diagonal nets (reduced form) and of two-layer nets (full form): `conserved`
+    # keeps the batch axis before the saved times, and `conserved_drift` gives one drift per
+    # member, each equal to that member's own unbatched flow's and small (conservation).
+    prob = _problem(getkey())
+    Y = jr.normal(getkey(), (10, 2))
+    batches = {
+        "diagonal": (
+            [
+                lf.DiagonalNet(
+                    0.3 + jr.uniform(getkey(), (25,)), 0.3 + jr.uniform(getkey(), (25,)), 2
+                )
+                for _ in range(3)
+            ],
+            prob,
+        ),
+        "two-layer": (
+            [
+                lf.TwoLayer(0.3 * jr.normal(getkey(), (25, 3)), 0.3 * jr.normal(getkey(), (2, 3)))
+                for _ in range(3)
+            ],
+            lf.Regression(prob.X, Y),
+        ),
+    }
+    for models, problem in batches.values():
+        stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *models)
+        sol = eqx.filter_vmap(lambda m: lf.flow(m, problem, throw=False))(stacked)
+        drift, conserved = sol.conserved_drift(), sol.conserved
+        for i, model in enumerate(models):
+            own = lf.flow(model, problem)
+            for name, value in own.conserved_drift().items():
+                assert drift[name].shape == (3,)
+                # Rounding noise of two runs of the same flow: far below the 1e-9 bound.
+                assert abs(float(drift[name][i]) - float(value)) <= 1e-12
+                assert float(drift[name][i]) <= 1e-9
+            for name, value in own.conserved.items():
+                np.testing.assert_allclose(conserved[name][i], value, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "make",
     [
