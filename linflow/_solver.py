@@ -107,8 +107,8 @@ class Auto(eqx.Module):
     - the full parameter flow at large initialisation scale is stiff, and only implicit
       solvers finish it; elsewhere an explicit step is far cheaper. Up to
       `implicit_max_size` parameters: `Fallback(Dopri8, Kvaerno5, budget=explicit_budget)`
-      (`benchmarks/solver_matrix.py`, the depth-2 net's 200-parameter full form: 7-130x
-      faster than Kvaerno5 alone at alpha <= 1, and 1.67x at alpha = 10, where every
+      (`benchmarks/solver_matrix.py`, the depth-2 net's 200-parameter full form: 7-120x
+      faster than Kvaerno5 alone at alpha <= 1, and 1.70x at alpha = 10, where every
       explicit solver fails). Implicit solvers factor a dense Jacobian of size (state)^2, so
       above that size an explicit high-order solver is used alone.
 
