@@ -133,6 +133,7 @@ def flow(
     _validate(model, problem, stop)
     if saveat is None:
         saveat = SaveAt()
+    saveat = saveat.checked()
     if stop is None and not np.isfinite(t1):
         stop = Converged()
     if not (float(t1) > 0):

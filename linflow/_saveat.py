@@ -4,9 +4,19 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
+from ._checks import is_concrete
+
 
 _GRID_PER_SAVE = 8  # candidate times per requested save on the default (open-ended) grid
 _GRID_DECADES = 40  # how far past t_min the open-ended grid reaches: 10^40 tau
+
+
+_BAD_TIMES = "`SaveAt(ts=...)` must be finite, >= 0 and non-decreasing."
+
+
+def _bad_times(ts):
+    xp = np if isinstance(ts, np.ndarray) else jnp
+    return xp.any(ts < 0) | xp.any(xp.diff(ts) < 0) | ~xp.all(xp.isfinite(ts))
 
 
 class SaveAt(eqx.Module):
@@ -19,9 +29,9 @@ class SaveAt(eqx.Module):
     final time is saved, with `num = 2` also $t = 0$.
 
     The log-spaced times end where the flow does: the final time is not known before the
-    solve (it is where the stop holds; depth-3 nets at $lpha = 10^{-3}$ end near
+    solve (it is where the stop holds; depth-3 nets at $\alpha = 10^{-3}$ end near
     $t = 5\cdot10^9$), so the solver saves on a fixed grid of `8 * (num - 2)` log-spaced
-    times from `t_min` to $10^{40}	au$ (to `t1` when it is finite), and the `num - 2` grid
+    times from `t_min` to $10^{40}\tau$ (to `t1` when it is finite), and the `num - 2` grid
     times before the final time are picked from it, evenly in log-time (a gather: it works
     under `jit` and `vmap`, where each member keeps its own times). The saves are states of
     the flow at those times, never interpolated between saves. With an explicit `t_max`
@@ -31,7 +41,7 @@ class SaveAt(eqx.Module):
     that steady state (the flow moved by less than the stop tolerance there); after a failure
     (`max_steps_reached`, `diverged`) they hold NaN, in the models and in the losses.
 
-    When `t_min` is left as `None` it is $10^{-3}	au$, with $	au$ the problem's time scale
+    When `t_min` is left as `None` it is $10^{-3}\tau$, with $\tau$ the problem's time scale
     (`AbstractProblem.time_scale`, $1/\|X\|_F^2$ for regression).
 
     **Arguments:**
@@ -48,11 +58,11 @@ class SaveAt(eqx.Module):
 
     def __check_init__(self):
         if self.ts is not None:
-            ts = np.asarray(self.ts)
-            if ts.ndim != 1 or ts.size == 0:
+            if jnp.ndim(self.ts) != 1 or jnp.size(self.ts) == 0:
                 raise ValueError("`SaveAt(ts=...)` must be a non-empty 1-D array of times.")
-            if np.any(ts < 0) or np.any(np.diff(ts) < 0) or not np.all(np.isfinite(ts)):
-                raise ValueError("`SaveAt(ts=...)` must be finite, >= 0 and non-decreasing.")
+            # Values are checked here when known, and by `checked` when traced.
+            if is_concrete(self.ts) and bool(_bad_times(np.asarray(self.ts))):
+                raise ValueError(_BAD_TIMES)
         elif isinstance(self.num, bool) or not isinstance(self.num, (int, np.integer)):
             raise TypeError(f"`SaveAt(num=...)` must be an int, got {type(self.num).__name__}.")
         elif self.num < 1:
@@ -63,6 +73,15 @@ class SaveAt(eqx.Module):
                 raise ValueError(f"`SaveAt({name}=...)` must be finite and > 0, got {v}.")
         if self.t_min is not None and self.t_max is not None and not self.t_min < self.t_max:
             raise ValueError("`SaveAt` needs 0 < t_min < t_max.")
+
+    def checked(self) -> "SaveAt":
+        """`self`, with traced explicit times (built inside a caller's `jit`) checked at run
+        time (`eqx.error_if`, in the caller's program: the flow's own stays callback-free);
+        known times were checked when `self` was built."""
+        if self.ts is None or is_concrete(self.ts):
+            return self
+        ts = eqx.error_if(self.ts, _bad_times(self.ts), _BAD_TIMES)
+        return eqx.tree_at(lambda s: s.ts, self, ts)
 
     @classmethod
     def rescaled(cls, taus: Float[ArrayLike, " times"], alpha: float) -> "SaveAt":

@@ -255,3 +255,22 @@ def test_batched_status_gives_a_name_per_member():
     assert sol.status.tolist() == ["max_steps_reached", "converged"]
     with pytest.raises(TypeError, match="concrete"):
         eqx.filter_jit(lambda s: s.status)(sol)
+
+
+def test_explicit_save_times_under_jit():
+    # Built inside `jit` the times are traced: a valid grid saves exactly there (as the
+    # eager call does), a decreasing one raises from the compiled flow.
+    prob = lf.Regression(jnp.asarray(np.random.default_rng(0).standard_normal((3, 4))), jnp.ones(3))
+    model = lf.DiagonalNet.unbiased(4, 0.5)
+
+    @eqx.filter_jit
+    def run(times):
+        return lf.flow(model, prob, saveat=lf.SaveAt(ts=jnp.asarray(times)), throw=False)
+
+    good = np.array([0.0, 0.5, 2.0])
+    eager = lf.flow(model, prob, saveat=lf.SaveAt(ts=jnp.asarray(good)))
+    traced = run(jnp.asarray(good))
+    np.testing.assert_array_equal(traced.ts, good)
+    np.testing.assert_allclose(traced.predictors, eager.predictors, rtol=1e-12, atol=1e-14)
+    with pytest.raises(_JIT_ERRORS, match="non-decreasing"):
+        jax.block_until_ready(run(jnp.array([0.0, 2.0, 0.5])).ts)
