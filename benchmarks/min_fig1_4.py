@@ -13,8 +13,10 @@ def main():
         p.add_argument("--seeds", type=int, help="override the number of seeds")
 
     args, out = parse(min_fig1_4.__doc__, extra)
+    # Provenance first: the run writes the figure, which would mark the checkout dirty.
+    record = provenance("min_fig1_4", args.quick)
     results = min_fig1_4.run(quick=args.quick, out=out, widths=args.widths, seeds=args.seeds)
-    save_json(out / "min_fig1_4.json", {**provenance("min_fig1_4", args.quick), **results})
+    save_json(out / "min_fig1_4.json", {**record, **results})
     print(f"wrote {out / 'min_fig1_4.json'} and .png")
 
 

@@ -8,8 +8,10 @@ from linflow.figures import min_fig2_3
 
 def main():
     args, out = parse(min_fig2_3.__doc__)
+    # Provenance first: the run writes the figure, which would mark the checkout dirty.
+    record = provenance("min_fig2_3", args.quick)
     results = min_fig2_3.run(quick=args.quick, out=out)
-    save_json(out / "min_fig2_3.json", {**provenance("min_fig2_3", args.quick), **results})
+    save_json(out / "min_fig2_3.json", {**record, **results})
     print(f"wrote {out / 'min_fig2_3.json'} and .png")
 
 

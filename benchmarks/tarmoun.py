@@ -9,8 +9,10 @@ from linflow.figures import tarmoun
 
 def main():
     args, out = parse(tarmoun.__doc__)
+    # Provenance first: the run writes the figures, which would mark the checkout dirty.
+    record = provenance("tarmoun", args.quick)
     res = tarmoun.run(quick=args.quick, out=out)
-    save_json(out / "tarmoun.json", {**provenance("tarmoun", args.quick), **res})
+    save_json(out / "tarmoun.json", {**record, **res})
     print(f"wrote {out / 'tarmoun.json'}, tarmoun_fig1.png, tarmoun_fig2.png")
 
 

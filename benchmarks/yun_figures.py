@@ -15,8 +15,9 @@ matplotlib.use("Agg")
 
 def main():
     args, out = parse(yun.__doc__)
-    record = yun.run(quick=args.quick, out=out)
-    record = {**provenance("yun_figures", args.quick), **record}
+    # Provenance first: the run writes the figures, which would mark the checkout dirty.
+    head = provenance("yun_figures", args.quick)
+    record = {**head, **yun.run(quick=args.quick, out=out)}
     (out / "yun_figures.json").write_text(json.dumps(record, indent=1))
     print(f"wrote {out}/yun_figures.json, yun_regression.png, yun_classification.png")
 
