@@ -132,8 +132,8 @@ def _dual_rounding(wp0, wm0, D, s):
     (zero-initialised branches contribute nothing)."""
     c = D * (D - 2)
     # Integer powers where p = D / (D - 2) is an integer (D = 3, 4), as in
-    # `_power_difference`: the stop evaluates this at every step, and a float pow there
-    # cost as much as the rest of its test (depth 3, Tsit5: 20% of the step).
+    # `_power_difference`: the stop evaluates this at every step, where a float pow is
+    # several times dearer (the depth-3 row of the solver matrix, docs/benchmarks.md).
     p = D // (D - 2) if D % (D - 2) == 0 else D / (D - 2)
     eps = jnp.finfo(s.dtype).eps
     total = jnp.zeros_like(s)
