@@ -38,7 +38,34 @@ from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
 
 
-class AbstractFactorPropagatorSystem(AbstractFlowSystem):
+class AbstractPropagatorForm(AbstractFlowSystem):
+    r"""A form whose state is a $q \times q$ propagator $M$, $M(0) = I_q$, of a linear ODE
+    $\dot Z = A(t)Z$ whose solution gives the model from a fixed base ($Z(t) = M(t)Z(0)$):
+    the factor propagators below and `linflow.lifted.TwoLayerRowSpaceSystem`.
+
+    Such a state accumulates the whole flow: from a small start $M$ grows by the factors'
+    growth in some directions and shrinks in others, and an implicit solver continuing it
+    late in a flow can stall where one started afresh from the same factors finishes
+    (`tests/test_factor_propagator.py`). The flow is the same from any base, $M(t) =
+    M'(t)B$ with $M'(t_B) = I_q$, so `restarted` re-bases the form at the current state
+    (what `linflow.Fallback` does where its second solver takes over)."""
+
+    @abc.abstractmethod
+    def rebased(self, B: Float[Array, "q q"]) -> "AbstractPropagatorForm":
+        """The same form with its base moved by `B`: its state $M'$ stands for $M'B$ of
+        `self` (everything it computes from $M'$ equals `self`'s from $M'B$)."""
+
+    def restarted(self, y):
+        return self.rebased(y), jnp.eye(y.shape[0], dtype=y.dtype)
+
+    def from_restarted(self, start, y):
+        return y @ start
+
+    def is_still(self, f, dpredictor):
+        return predictor_still(dpredictor)
+
+
+class AbstractFactorPropagatorSystem(AbstractPropagatorForm):
     r"""The propagator $M$ of the factors $Z$ as the state (module docstring): $\dot M =
     -S(g)M$, $M(0) = I_q$. Subclasses give the predictor from $M$, the product $S(g)M$ and the
     model from $Z = MZ(0)$."""
@@ -75,14 +102,15 @@ class AbstractFactorPropagatorSystem(AbstractFlowSystem):
     def to_model(self, y):
         return self.factors_to_model(y @ self.Z0)
 
+    def rebased(self, B):
+        Z0 = B @ self.Z0
+        return eqx.tree_at(lambda s: (s.Z0, s.G0), self, (Z0, _gram(Z0)))
+
     @property
     def is_reduced(self) -> bool:
         # The same manifold of minimisers as the parameter flow (any rotation of the
         # factors' columns): no isolated steady state for `linflow.ImplicitAdjoint`.
         return False
-
-    def is_still(self, f, dpredictor):
-        return predictor_still(dpredictor)
 
     def predictor_magnitude(self, y, predictor):
         del y, predictor

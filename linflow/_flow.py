@@ -1,3 +1,5 @@
+import functools
+
 import diffrax
 import equinox as eqx
 import jax
@@ -281,25 +283,25 @@ def _integrate(
         loss = problem.loss(pred)
         return ~jnp.isfinite(loss) | (loss > _DIVERGENCE_FACTOR * jnp.maximum(ref, 1.0))
 
-    def stop_fn(t, y, args, **kwargs):
-        # One event function, with one evaluation of the predictor: diffrax evaluates every
-        # event function at every step and keeps a mask for each; which of the two tests held
-        # is read off the final state (`run`). The system's predictor: for reduced forms,
-        # without the cancellation of the model's own (w+^D - w-^D at a large scale would put
-        # the stop's floor at its rounding level).
-        del args, kwargs
-        pred = system.predictor(y)
-        done = diverged_fn(pred)
-        return done if stop is None else done | steady.holds(clock.from_solver(t), y, pred)
+    def run(c, t0, y_start, save_ts, steps, system=system, steady=steady):
+        # `system`, `steady`: the form (and the stop bound to it) whose state `y_start` is;
+        # another than the flow's own after `AbstractFlowSystem.restarted`.
+        def stop_fn(t, y, args, **kwargs):
+            # One event function, with one evaluation of the predictor: diffrax evaluates
+            # every event function at every step and keeps a mask for each; which of the two
+            # tests held is read off the final state (below). The system's predictor: for
+            # reduced forms, without the cancellation of the model's own (w+^D - w-^D at a
+            # large scale would put the stop's floor at its rounding level).
+            del args, kwargs
+            pred = system.predictor(y)
+            done = diverged_fn(pred)
+            return done if stop is None else done | steady.holds(clock.from_solver(t), y, pred)
 
-    event = diffrax.Event(cond_fn=stop_fn)
-    term = diffrax.ODETerm(system.vector_field)
-
-    scale = system.state_scale()
-    if scale is not None:
-        scale = jax.lax.stop_gradient(scale)  # a tolerance, not part of the flow's value
-
-    def run(c, t0, y_start, save_ts, steps):
+        event = diffrax.Event(cond_fn=stop_fn)
+        term = diffrax.ODETerm(system.vector_field)
+        scale = system.state_scale()
+        if scale is not None:
+            scale = jax.lax.stop_gradient(scale)  # a tolerance, not part of the flow's value
         controller = c.stepsize_controller
         implicit_solver = isinstance(c.solver, diffrax.AbstractImplicitSolver)
         if scale is not None and implicit_solver and isinstance(controller, diffrax.PIDController):
@@ -377,8 +379,30 @@ def _integrate(
             restart = first.diverged & ~first.converged
             t_start = jnp.where(restart, 0.0, first.t_final)
             y_start = jax.tree.map(lambda a, b: jnp.where(restart, a, b), y0, first.y_final)
+            # `then` integrates the form restarted where `first` ended: a propagator grown
+            # over the whole flow can stall an implicit solver that finishes from a fresh
+            # base (`AbstractPropagatorForm`); other forms continue their own state.
+            restarted, y_new = system.restarted(y_start)
+            if steady is None:
+                steady_new = None
+            else:
+                steady_new = eqx.tree_at(
+                    lambda s: s.system, steady, steady.system.restarted(y_start)[0]
+                )
             second = run(
-                choice.then, t_start, y_start, jnp.maximum(ts, t_start), max(1, max_steps - budget)
+                choice.then,
+                t_start,
+                y_new,
+                jnp.maximum(ts, t_start),
+                max(1, max_steps - budget),
+                restarted,
+                steady_new,
+            )
+            back = functools.partial(system.from_restarted, y_start)
+            second = eqx.tree_at(
+                lambda p: (p.ys_ts, p.y_final),
+                second,
+                (jax.vmap(back)(second.ys_ts), back(second.y_final)),
             )
             before = (ts <= t_start) & ~restart
 

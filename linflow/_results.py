@@ -3,6 +3,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from ._checks import is_concrete
+
 
 class RESULTS(diffrax.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
     """Why a flow stopped. `RESULTS.converged` is the only success.
@@ -67,13 +69,21 @@ def raise_if_failed(sol, stop):
     codes = np.atleast_1d(np.asarray(result._value))
     first = int(np.flatnonzero(bad.ravel())[0])
     text = RESULTS._index_to_message[int(codes.ravel()[first])]
-    pick = (lambda x: np.asarray(x).ravel()[first]) if bad.ndim else (lambda x: np.asarray(x))
+
+    def pick(x, spec):
+        # Under `jax.grad`/`jax.jvp` outside `jit` the outcome is a value but the times and
+        # losses are tracers of the transformation: said so rather than converted.
+        if not is_concrete(x):
+            return "(traced)"
+        x = np.asarray(x)
+        return format(x.ravel()[first] if bad.ndim else x, spec)
+
     target = "" if stop is None else f"; the stop asks for {stop.rtol:g} (or its rounding floor)"
     where = f" (batch member {first}, of {bad.size})" if bad.ndim else ""
     raise eqx.EquinoxRuntimeError(
         f"{names.ravel()[first]}{where}: {text}\n"
-        f"The run ended at t = {float(pick(sol.t_final)):.4g} "
-        f"after {int(pick(sol.stats['num_steps']))} steps with relative excess loss "
-        f"(`FlowSolution.residual`) {float(pick(sol.residual)):.3g}{target}. Pass `throw=False` "
+        f"The run ended at t = {pick(sol.t_final, '.4g')} "
+        f"after {pick(sol.stats['num_steps'], 'd')} steps with relative excess loss "
+        f"(`FlowSolution.residual`) {pick(sol.residual, '.3g')}{target}. Pass `throw=False` "
         "to get the solution."
     )

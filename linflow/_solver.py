@@ -69,6 +69,10 @@ class Fallback(eqx.Module):
       is used, so that `then` always gets the other half).
     - `reason`: why this choice was made (filled in by `linflow.Auto`).
 
+    `then` continues the form restarted at that state (`AbstractFlowSystem.restarted`: a
+    propagator is re-based there, the same flow in better-conditioned coordinates; other
+    forms continue their own state).
+
     `FlowSolution.solver` reads `"<first> then <then>"`; `FlowSolution.stats["fallback_steps"]`
     counts the steps taken by `then` (0 when `first` finished).
     """

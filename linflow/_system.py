@@ -83,6 +83,20 @@ class AbstractFlowSystem(eqx.Module):
         del dpredictor
         return tree_norm(f) == 0
 
+    def restarted(self, y) -> tuple["AbstractFlowSystem", PyTree]:
+        """The form and its state to continue the flow from the state `y` with, in new
+        coordinates (`linflow.Fallback`'s second solver starts there). Default: `self` and
+        `y`. Forms whose state accumulates over the flow and can be started afresh
+        (propagators: `AbstractPropagatorForm`) return the form based at `y` and its
+        initial state; `from_restarted` maps back."""
+        return self, y
+
+    def from_restarted(self, start, y) -> PyTree:
+        """A state `y` of `self.restarted(start)[0]`, in `self`'s coordinates (default:
+        `y`)."""
+        del start
+        return y
+
     def predictor_magnitude(self, y, predictor):
         """The rounding scale of `predictor = self.predictor(y)` (passed in, so that forms
         whose scale follows from it need not form it again; default:
@@ -142,6 +156,13 @@ class AbstractWrappedSystem(AbstractFlowSystem):
 
     def is_still(self, f, dpredictor):
         return self.system.is_still(f, dpredictor)
+
+    def restarted(self, y):
+        system, y = self.system.restarted(y)
+        return eqx.tree_at(lambda w: w.system, self, system), y
+
+    def from_restarted(self, start, y):
+        return self.system.from_restarted(start, y)
 
     def predictor_magnitude(self, y, predictor):
         return self.system.predictor_magnitude(y, predictor)

@@ -48,9 +48,9 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import is_concrete
 from ._factor_propagator import (
+    AbstractPropagatorForm,
     SymmetricPropagatorSystem,
     TwoLayerPropagatorSystem,
-    predictor_still,
 )
 from ._system import AbstractFlowSystem
 from .models._base import AbstractModel
@@ -387,6 +387,13 @@ class RowSpacePropagator(eqx.Module):
         n = self.X1.shape[0]
         return self.Phi1 @ self.theta1(M) + self.N0 @ M[n:, :].T
 
+    def rebased(self, B: Float[Array, "q q"]) -> "RowSpacePropagator":
+        r"""The propagator whose $M'$ stands for $M'B$ of this one:
+        $G_1(0) \to BG_1(0)B^\top$, $N_0 \to N_0B^\top$
+        (`linflow._factor_propagator.AbstractPropagatorForm`)."""
+        G1 = B @ self.G1_0 @ B.T
+        return RowSpacePropagator(self.Phi1, self.X1, 0.5 * (G1 + G1.T), self.N0 @ B.T)
+
     def vector_field(self, t, M, problem):
         del t
         n = self.X1.shape[0]
@@ -394,7 +401,7 @@ class RowSpacePropagator(eqx.Module):
         return -jnp.concatenate([g1 @ M[n:, :], g1.T @ M[:n, :]], axis=0)
 
 
-class _AbstractPropagatorSystem(AbstractFlowSystem):
+class _AbstractPropagatorSystem(AbstractPropagatorForm):
     """A form whose state is the propagator $M$ of a `RowSpacePropagator` (its ODE and its
     predictor); subclasses map $M$ back to their model. `linflow.Auto` chooses its solver by
     size, as for the parameters (`linflow._factor_propagator`)."""
@@ -409,9 +416,6 @@ class _AbstractPropagatorSystem(AbstractFlowSystem):
 
     def predictor(self, y):
         return self.propagator.predictor(y)
-
-    def is_still(self, f, dpredictor):
-        return predictor_still(dpredictor)
 
 
 class RowSpaceLiftedSystem(_AbstractPropagatorSystem):
@@ -429,6 +433,9 @@ class RowSpaceLiftedSystem(_AbstractPropagatorSystem):
     def build(cls, model: LiftedTwoLayer, X) -> "RowSpaceLiftedSystem":
         Phi1, X1, G1_0, N0, K = _rowspace_blocks(model.G, X, model.D)
         return cls(model, RowSpacePropagator(Phi1, X1, G1_0, N0), K)
+
+    def rebased(self, B):
+        return eqx.tree_at(lambda s: s.propagator, self, self.propagator.rebased(B))
 
     def to_model(self, y):
         # Built block by block; `predictor()` above avoids forming the D x D block.
@@ -475,6 +482,11 @@ class TwoLayerRowSpaceSystem(_AbstractPropagatorSystem):
         G1_0 = W1_0 @ W1_0.T
         prop = RowSpacePropagator(Phi1, X1, 0.5 * (G1_0 + G1_0.T), U_perp @ W1_0.T)
         return cls(prop, W1_0, U_perp)
+
+    def rebased(self, B):
+        return eqx.tree_at(
+            lambda s: (s.propagator, s.W1_0), self, (self.propagator.rebased(B), B @ self.W1_0)
+        )
 
     @staticmethod
     def is_smaller(model: TwoLayer, problem: AbstractProblem) -> bool:

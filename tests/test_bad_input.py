@@ -244,6 +244,20 @@ def test_max_steps_error_names_the_residual_reached():
     assert "asks for 1e-10" in str(err.value)
 
 
+def test_a_failed_flow_under_grad_raises_its_outcome():
+    # Under `jax.grad` outside `jit` the outcome is a value (it raises at once) while the
+    # time and the residual are tracers of the transformation: the message names the outcome
+    # and the steps and marks what it cannot show.
+    prob = _sparse()
+
+    def final_loss(alpha):
+        return lf.flow(lf.DiagonalNet.unbiased(25, alpha), prob, max_steps=5).losses[-1]
+
+    with pytest.raises(eqx.EquinoxRuntimeError, match="maximum number of solver steps") as err:
+        jax.grad(final_loss)(1e-3)
+    assert "after 5 steps" in str(err.value) and "(traced)" in str(err.value)
+
+
 def test_batched_status_gives_a_name_per_member():
     prob = _sparse()
     models = eqx.filter_vmap(lambda a: lf.DiagonalNet.unbiased(25, a))(jnp.array([1e-3, 1.0]))

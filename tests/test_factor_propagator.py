@@ -203,3 +203,59 @@ def test_zero_start_is_a_steady_state_on_every_propagator(getkey, which):
         assert int(sol.stats["num_steps"]) <= 2
         for leaf in jax.tree.leaves(sol.final):
             assert float(jnp.abs(leaf).max()) == 0.0
+
+
+@pytest.mark.parametrize("which", ["twolayer", "symmetric", "rowspace", "lifted-rowspace"])
+def test_a_restarted_propagator_continues_the_same_flow(getkey, which):
+    # Continuing a propagator from state B in new coordinates (`restarted`: M(t) = M'(t) B,
+    # M' = I at the restart) is the same flow: the rebased form's predictor, model and field
+    # at M' equal the original's at M'B, and its field maps by the same product
+    # (d(M'B)/dt = (dM'/dt) B). Exact identities, to rounding.
+    if which in ("twolayer", "symmetric"):
+        problem = _problems(getkey())["completion"]
+        model = _twolayer(getkey(), 4, 3, 20, 0.5)
+        if which == "symmetric":
+            model, problem = lf.Symmetric(model.U), lf.Factorization(jr.normal(getkey(), (4, 4)))
+    else:
+        X, Y = jr.normal(getkey(), (5, 20)), jr.normal(getkey(), (5, 2))
+        model, problem = _twolayer(getkey(), 20, 2, 30, 0.3), lf.Regression(X, Y)
+        if which == "lifted-rowspace":
+            model = lf.lifted.LiftedTwoLayer.from_model(model)
+    system = model.flow_system(problem)
+    assert system.name == {"twolayer": "propagator", "symmetric": "propagator"}.get(which, which)
+    q = system.initial_state().shape[0]
+    B = jnp.eye(q) + 0.3 * jr.normal(getkey(), (q, q))
+    rebased, start = system.restarted(B)
+    np.testing.assert_array_equal(start, jnp.eye(q))
+    M = jnp.eye(q) + 0.2 * jr.normal(getkey(), (q, q))
+    np.testing.assert_allclose(system.from_restarted(B, M), M @ B, rtol=1e-14)
+
+    def close(a, b):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-12 * (1 + float(jnp.abs(y).max())))
+
+    close(rebased.predictor(M), system.predictor(M @ B))
+    close(rebased.to_model(M), system.to_model(M @ B))
+    close(rebased.vector_field(0.0, M, problem) @ B, system.vector_field(0.0, M @ B, problem))
+
+
+def test_implicit_phase_restarts_a_grown_propagator():
+    # A width-12 factorisation of a rank-2 4 x 5 target from scale 1e-3: Dopri8 uses its
+    # 1,000-step budget, and Kvaerno5 continuing the propagator M(t) grown over that phase
+    # stalled (100,000 steps, residual 3e-6), while from the factors at the same point it
+    # finishes in ~170 steps. The fallback restarts the propagator there. Against the target
+    # (width > rank: the limit fits it exactly) and the parameters' own flow.
+    problem = lf.Factorization(lf.low_rank_matrix(jr.PRNGKey(1), (4, 5), 2))
+    model = lf.TwoLayer(
+        1e-3 * jr.normal(jr.PRNGKey(9), (4, 12)), 1e-3 * jr.normal(jr.PRNGKey(10), (5, 12))
+    )
+    sol, ref = lf.flow(model, problem), lf.flow(model, problem, form="full")
+    assert sol.form == "propagator" and bool(sol.converged) and bool(ref.converged)
+    assert 0 < int(sol.stats["fallback_steps"]) < 1_000
+    np.testing.assert_allclose(sol.final_predictor, problem.Y, rtol=0, atol=1e-8)
+    for name in ("U", "V"):
+        a, b = getattr(sol.final, name), getattr(ref.final, name)
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-7 * np.abs(np.asarray(b)).max())
+    # The saves after the restart are mapped back: each saved model's loss is the saved loss.
+    losses = jax.vmap(lambda m: problem.loss(m.predictor()))(sol.models)
+    np.testing.assert_allclose(losses, sol.losses, rtol=1e-9, atol=1e-20)
