@@ -13,6 +13,8 @@ import pathlib
 
 import jax
 
+from . import _exported as exported
+
 
 # Every program is written, however fast it compiled (JAX's default skips those under 1 s):
 # each eager operation of a first call compiles a small program of its own (about a dozen,
@@ -48,6 +50,7 @@ def configure_compilation_cache() -> pathlib.Path | None:
     if not jax.config.jax_enable_compilation_cache or jax.config.jax_compilation_cache_dir:
         return None
     path = default_cache_dir()
+    exported.set_folder(path)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", _MIN_COMPILE_TIME_SECS)
     if jax.config.jax_compilation_cache_max_size == -1 and importlib.util.find_spec("filelock"):

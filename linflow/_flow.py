@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _exported as exported
 from ._adjoint import ImplicitAdjoint, poison_tangent, refine_steady_state
 from ._autodiff_mode import default_adjoint
 from ._checks import checks_as_nan, is_concrete
@@ -181,19 +182,29 @@ def flow(
         raise TypeError(f"`progress` must be None or a `linflow.Progress`, got {type(progress)}.")
     args = (system, problem, saveat, stop, solver, float(t1), int(max_steps), adjoint, clock)
     args = args + (progress,)
+    # Concrete calls run through the flow's exported program, traced once per configuration
+    # and kept on disk for the next process (`linflow._exported`); not with a progress meter,
+    # whose host callbacks cannot be exported.
+    call = exported.call if progress is None else _direct
     if isinstance(solver, Fallback) and _is_concrete(args):
         # Compile `then` only if `first` runs out of its budget: most flows never need it, and
         # it is the larger program (an implicit solver with its Newton iteration and linear
         # solver). Under a caller's `jit`/`vmap`/`grad` the choice is a value the program
         # computes, so both stay in one program (`part="both"`).
-        sol, first, switch = _integrate(*args, part="first")
+        sol, first, switch = call(_integrate, *args, part="first")
         if bool(switch):
-            sol = _integrate(*args, part="then", first=first)
+            sol = call(_integrate, *args, part="then", first=first)
+    elif _is_concrete(args):
+        sol = call(_integrate, *args)
     else:
         sol = _integrate(*args)
     # Outside the compiled solve, so that a concrete failure's error can name the residual
     # reached (under jit/vmap: an `eqx.error_if` on `final`).
     return raise_if_failed(sol, stop) if throw else sol
+
+
+def _direct(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
 
 
 def _is_concrete(tree) -> bool:
