@@ -2,11 +2,9 @@
 program without tracing and gets the traced flow's answer; a key that cannot describe a call
 exactly keeps nothing; what the key holds tells apart every change that alters the trace."""
 
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import diffrax
 import jax
@@ -14,6 +12,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from fresh_cache import process_env
 from jaxtyping import Array, Float
 
 import linflow as lf
@@ -175,14 +174,7 @@ def test_a_second_process_runs_the_kept_flow_without_tracing(tmp_path):
     # The first process traces both phases and keeps them; the second traces nothing and
     # gets the same numbers; a process with kept programs off (`LINFLOW_CACHE=0`, traced and
     # compiled as usual) agrees bit for bit.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE", "LINFLOW_CACHE"))
-    }
-    env["LINFLOW_CACHE_DIR"] = str(tmp_path / "cache")
-    root = str(Path(lf.__file__).parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    env = process_env(tmp_path / "cache")
 
     def run(name, **extra):
         out = subprocess.run(

@@ -3,17 +3,16 @@ recompilation for new values of the same shapes, and the implicit fallback compi
 the explicit phase runs out of its budget."""
 
 import contextlib
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pytest
+from fresh_cache import process_env
 from jax import monitoring
 
 import linflow as lf
@@ -148,14 +147,7 @@ def test_processes_sharing_the_cache_folder_read_it_safely(tmp_path):
     # Two processes compile the same flow at the same time into one new folder; a third then
     # loads programs from it. No process may see a broken entry (JAX warns when it cannot
     # read one and compiles instead).
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("JAX_COMPILATION_CACHE", "JAX_PERSISTENT_CACHE", "LINFLOW_CACHE"))
-    }
-    env["LINFLOW_CACHE_DIR"] = str(tmp_path / "cache")
-    root = str(Path(lf.__file__).parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    env = process_env(tmp_path / "cache")
     runs = [_python(env, tmp_path) for _ in range(2)]
     outs = [run.communicate(timeout=600) for run in runs]
     outs.append(_python(env, tmp_path).communicate(timeout=600))
