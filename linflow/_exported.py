@@ -210,10 +210,22 @@ def _mtime(path: pathlib.Path) -> float:
 
 def _read(path: pathlib.Path, name: str) -> "_Kept | None":
     try:
-        entry = pickle.loads(path.read_bytes())
+        data = path.read_bytes()
+    except OSError:  # not there (or removed by another process meanwhile): trace
+        return None
+    try:
+        # An entry is its payload's SHA-256 and the payload: a damaged file (which could
+        # still unpickle, and whose program JAX parses only when it is first run) is found
+        # here, removed and traced again.
+        digest, payload = data[:32], data[32:]
+        if hashlib.sha256(payload).digest() != digest:
+            raise ValueError("checksum")
+        entry = pickle.loads(payload)
         exported = jax.export.deserialize(bytearray(entry["exported"]))
+        exported.mlir_module()  # parses the program
         os.utime(path)  # recently used
-    except Exception:  # missing, partial from an older layout, or unreadable: trace again
+    except Exception:
+        path.unlink(missing_ok=True)
         return None
     return _Kept(_compiled(exported, name), entry["skeleton"], entry["static"])
 
@@ -275,7 +287,7 @@ def _load_or_export(fn, name, tree, dyn_leaves, dyn_def, static) -> "_Kept | Non
         payload = pickle.dumps(
             {"exported": exported.serialize(), "skeleton": skeleton, "static": out_static}
         )
-        _write(path, payload)
+        _write(path, hashlib.sha256(payload).digest() + payload)
     except Exception:
         pass  # kept for this process only
     return _Kept(_compiled(exported, name), skeleton, out_static)

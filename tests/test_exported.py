@@ -137,15 +137,27 @@ def test_the_key_tells_apart_what_changes_the_trace(monkeypatch, sparse):
     assert len({base, *others.values()}) == 1 + len(others), others
 
 
-def test_an_unreadable_entry_is_traced_again(folder, sparse):
+@pytest.mark.parametrize("damage", ["replaced", "truncated", "bytes flipped in the program"])
+def test_a_damaged_entry_is_traced_again(folder, sparse, damage):
+    # A file that is not a whole entry, or one whose bytes changed where the program is (it
+    # would still unpickle, and JAX parses the program only when it runs): removed, traced
+    # again, and written anew; the answer is the first call's.
     model = lf.DiagonalNet.unbiased(25, 0.1)
     first = lf.flow(model, sparse)
     (entry,) = folder.glob("*.bin")
-    entry.write_bytes(b"not a kept program")
+    data = bytearray(entry.read_bytes())
+    if damage == "replaced":
+        data = b"not a kept program"
+    elif damage == "truncated":
+        data = data[: len(data) // 2]
+    else:
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+    entry.write_bytes(bytes(data))
     _exported._loaded.clear()
     again = lf.flow(model, sparse)
     np.testing.assert_array_equal(again.final_predictor, first.final_predictor)
-    assert entry.read_bytes() != b"not a kept program"  # written anew
+    assert entry.read_bytes() != bytes(data)  # written anew
 
 
 _SCRIPT = textwrap.dedent(
