@@ -2,16 +2,18 @@
 
 JAX's persistent cache (`linflow._cache`) keeps the *compiled* program, but a new process
 must still trace and lower the flow to find it: for a flow with its stop, saves and solver
-that is most of what a second process pays (0.9 s of 1.1 s for a depth-2 diagonal net). Here
+that is most of what a second process pays (the docs' *Benchmarks*, time to first result). Here
 the lowered program is kept too (`jax.export`, in `exported/` beside the compilation cache),
 keyed by everything the trace depends on: linflow's source, the versions of JAX and the
 libraries the flow is made of, JAX's precision flags, the backend, and a description of every
 argument: the type of every module (which must come from linflow or the libraries it is
 built on), every static value, and every array's shape and dtype. A call whose arguments
 cannot be described exactly (a model or problem class of the user's own, a closure in a
-static field, arrays on several devices) is traced as usual and nothing is kept: a stale
-program is never run. The first process traces once, as it would, and compiles the exported
-program; the next one reads it, and its compiled form comes from the persistent cache.
+static field, arrays on another device than the default) is traced as usual and nothing is
+kept: a stale program is never run. The first process traces once, as it would, and compiles
+the exported program; the next one reads it, and its compiled form comes from the persistent
+cache. Entries are written whole (a temporary file, renamed), carry their payload's SHA-256
+(a damaged one is removed and traced again), and at most `_MAX_ENTRIES` are kept.
 """
 
 import dataclasses
