@@ -276,7 +276,7 @@ def _integrate(
     # The records below use `system` itself; the solve and its stop test call the field and
     # the predictor a dozen times each while tracing, and trace each once (`TracedOnce`).
     flow_system = system
-    system = TracedOnce(system)
+    system = traced_system = TracedOnce(system)
     steady = None if stop is None else SteadyState(system, problem, stop, y0)
     # The solver's independent variable (`linflow.LogTime`): `ts`, `t1` and the times the
     # solves return are in its units until converted back below.
@@ -393,20 +393,19 @@ def _integrate(
             # `then` integrates the form restarted where `first` ended: a propagator grown
             # over the whole flow can stall an implicit solver that finishes from a fresh
             # base (`AbstractPropagatorForm`); other forms continue their own state.
-            restarted, y_new = system.restarted(y_start)
+            # (Restarted once, then seen through the clock as the flow's own form is.)
+            restarted, y_new = traced_system.restarted(y_start)
             if steady is None:
                 steady_new = None
             else:
-                steady_new = eqx.tree_at(
-                    lambda s: s.system, steady, steady.system.restarted(y_start)[0]
-                )
+                steady_new = eqx.tree_at(lambda s: s.system, steady, restarted)
             second = run(
                 choice.then,
                 t_start,
                 y_new,
                 jnp.maximum(ts, t_start),
                 max(1, max_steps - budget),
-                restarted,
+                clock.wrap(restarted),
                 steady_new,
             )
             back = functools.partial(system.from_restarted, y_start)
