@@ -6,11 +6,11 @@ Y = X Theta + 0.01 noise, U(0), V(0) Gaussian scaled by 0.1, the paper's loss
 
 1. optax GD at the paper's step 5e-4, until the relative loss L / L(0) is <= 1e-12 (the data
    are interpolable, n < D, so the best loss is 0), checked every 1,000 steps;
-2. `linflow.flow` with its defaults (the row-space propagator, `sol.form == "rowspace"`),
+2. `linflow.flow` with its defaults (thin factors in the row space of X, `sol.form == "rowspace"`),
    to its default stop (relative excess 1e-10, i.e. L / L(0) <= 1e-20);
 3. the same flow with `form="full"` (the parameters themselves);
 4. the default flow saving only t = 0 and the end (`SaveAt(num=2)`): by default it keeps 64
-   propagator states (10,201 numbers each; `sol.models` rebuilds U(t), V(t), 200,500
+   thin states (10,201 numbers each; `sol.models` rebuilds U(t), V(t), 200,500
    numbers, when read), so the two should take about the same time.
 
 Warm wall times (each program compiled by a first call that is not timed; a flow: best of 3),

@@ -3,7 +3,7 @@ r"""The models at a flow's saved times, kept in the smaller of two exact represe
 A flow integrates a state $y$ from which its model follows exactly (`AbstractFlowSystem`:
 `to_model`). The saved trajectory can be kept either as the $T$ models themselves or as the
 $T$ states together with the form that maps them back; the second is far smaller when the
-state is (the row-space propagator of a wide `TwoLayer`: $(n + m)^2$ numbers per save against
+state is (the thin row-space factors of a wide `TwoLayer`: $(n + m)^2$ numbers per save against
 $(D + m)h$ parameters, 10,201 against 200,500 in Min et al.'s setting), and the first when the
 form carries large data (a reduced diagonal form holds $X$). `SavedModels.smaller` picks the
 smaller from the shapes alone (at trace time), and `FlowSolution.models` rebuilds the models

@@ -17,8 +17,8 @@ class FlowSolution(eqx.Module):
 
     - `ts`: save times, shape `(T,)`. For `gd`, `ts = k * learning_rate`.
     - `saved`: the saved trajectory (`linflow.SavedModels`): the states of the
-      integrated form at the saved times where those are the smaller record (the row-space
-      propagator of a wide `TwoLayer`: 10,201 numbers per save instead of 200,500
+      integrated form at the saved times where those are the smaller record (the thin
+      row-space factors of a wide `TwoLayer`: 10,201 numbers per save instead of 200,500
       parameters), otherwise the models. Read it through `models` and `predictors`.
     - `losses`: the training loss at each saved time, shape `(T,)`.
     - `final`: the model at the end of the run (the steady state when `result` is

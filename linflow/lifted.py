@@ -47,12 +47,9 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import is_concrete
-from ._factor_propagator import (
-    AbstractPropagatorForm,
-    SymmetricPropagatorSystem,
-    TwoLayerPropagatorSystem,
-)
+from ._propagator_form import AbstractPropagatorForm
 from ._system import AbstractFlowSystem
+from ._thin_factors import ThinFactorSystem
 from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
 from .problems import AbstractProblem, Regression
@@ -365,8 +362,7 @@ class RowSpacePropagator(eqx.Module):
     values below $\max(n, D)\,\varepsilon\,\sigma_1$ are zero (those directions are treated
     as null space), so the static shape does not depend on the numerical rank.
 
-    Shared by `RowSpaceLiftedSystem` (which maps $M$ to the Gram matrix) and
-    `TwoLayerRowSpaceSystem` (which maps $M$ to $U$ and $V$).
+    The state of `RowSpaceLiftedSystem`, which maps $M$ to the Gram matrix.
     """
 
     Phi1: Float[Array, "D n"]
@@ -390,7 +386,7 @@ class RowSpacePropagator(eqx.Module):
     def rebased(self, B: Float[Array, "q q"]) -> "RowSpacePropagator":
         r"""The propagator whose $M'$ stands for $M'B$ of this one:
         $G_1(0) \to BG_1(0)B^\top$, $N_0 \to N_0B^\top$
-        (`linflow._factor_propagator.AbstractPropagatorForm`)."""
+        (`linflow._propagator_form.AbstractPropagatorForm`)."""
         G1 = B @ self.G1_0 @ B.T
         return RowSpacePropagator(self.Phi1, self.X1, 0.5 * (G1 + G1.T), self.N0 @ B.T)
 
@@ -401,24 +397,7 @@ class RowSpacePropagator(eqx.Module):
         return -jnp.concatenate([g1 @ M[n:, :], g1.T @ M[:n, :]], axis=0)
 
 
-class _AbstractPropagatorSystem(AbstractPropagatorForm):
-    """A form whose state is the propagator $M$ of a `RowSpacePropagator` (its ODE and its
-    predictor); subclasses map $M$ back to their model. `linflow.Auto` chooses its solver by
-    size, as for the parameters (`linflow._factor_propagator`)."""
-
-    propagator: eqx.AbstractVar[RowSpacePropagator]
-
-    def initial_state(self):
-        return self.propagator.initial_state()
-
-    def vector_field(self, t, y, problem):
-        return self.propagator.vector_field(t, y, problem)
-
-    def predictor(self, y):
-        return self.propagator.predictor(y)
-
-
-class RowSpaceLiftedSystem(_AbstractPropagatorSystem):
+class RowSpaceLiftedSystem(AbstractPropagatorForm):
     r"""The lifted two-layer regression flow reduced to the row space of $X$: the state is
     the propagator $M$ of `RowSpacePropagator`; the Gram matrix follows from it as
     $G_1 = MG_1(0)M^\top$, $C = U_2W_1^\top = C(0)M^\top$ and the constant $U_2U_2^\top$
@@ -437,6 +416,15 @@ class RowSpaceLiftedSystem(_AbstractPropagatorSystem):
     def rebased(self, B):
         return eqx.tree_at(lambda s: s.propagator, self, self.propagator.rebased(B))
 
+    def initial_state(self):
+        return self.propagator.initial_state()
+
+    def vector_field(self, t, y, problem):
+        return self.propagator.vector_field(t, y, problem)
+
+    def predictor(self, y):
+        return self.propagator.predictor(y)
+
     def to_model(self, y):
         # Built block by block; `predictor()` above avoids forming the D x D block.
         p = self.propagator
@@ -451,42 +439,53 @@ class RowSpaceLiftedSystem(_AbstractPropagatorSystem):
         return LiftedTwoLayer(G, self.model.D)
 
 
-class TwoLayerRowSpaceSystem(_AbstractPropagatorSystem):
+class TwoLayerRowSpaceSystem(AbstractFlowSystem):
     r"""The exact flow of `TwoLayer(U, V)` on regression with a matrix target and fewer
-    samples than inputs ($n < D$), integrated through the row-space propagator.
+    samples than inputs ($n < D$), integrated as a thin factorisation in the row space of
+    $X$.
 
-    The state is the $q\times q$ propagator $M$ of `RowSpacePropagator`, $q = n + m$; the
-    parameters follow from it exactly at any time:
+    With $W_1 = [\Phi_1^\top U; V]$ ($q = n + m$ rows) and $F$ ($h \times q$, orthonormal
+    columns) from $W_1(0)^\top = FR$ (QR): $W_1$ moves by $\dot W_1 = A_1W_1$ (module
+    docstring), so its rows stay in the span of $F$ and $W_1(t) = N(t)F^\top$ with
+    $N = [N_U; N_V] = W_1F$ ($q \times q$), which follows the gradient flow of
+    `TwoLayer(N_U, N_V)` on the projected data $X_1 = X\Phi_1$ (the same construction as
+    `ThinFactorSystem`, after the projection). The parameters follow exactly at any time:
 
-    $$W_1(t) = M(t)\,W_1(0),\quad U(t) = \Phi_1 W_{1[:n]}(t) + (I - \Phi_1\Phi_1^\top)U(0),
-    \quad V(t) = W_{1[n:]}(t),$$
+    $$U(t) = \Phi_1N_U(t)F^\top + (I - \Phi_1\Phi_1^\top)U(0),\qquad V(t) = N_V(t)F^\top,$$
 
     since the null-space part $\Phi_2^\top U$ of $U$ is constant (the gradient
-    $X^\top(\cdot)V^\top$ lies in the row space of $X$). The ODE has $q^2$ states against
-    the $(D + m)h$ parameters: for Min et al.'s setting ($D = 400$, $n = 100$, $m = 1$,
-    $h = 500$), 10,201 instead of 200,500. `linflow.flow` chooses it by default when it is the
-    smaller state (`form="full"` forces the parameters); `FlowSolution.final` is a `TwoLayer`.
+    $X^\top(\cdot)V^\top$ lies in the row space of $X$), and the predictor is
+    $\Theta = \Phi_1N_UN_V^\top + (U_\perp F)N_V^\top$ with $U_\perp = (I -
+    \Phi_1\Phi_1^\top)U(0)$. The ODE has $q^2$ states against the $(D + m)h$ parameters: for
+    Min et al.'s setting ($D = 400$, $n = 100$, $m = 1$, $h = 500$), 10,201 instead of
+    200,500. `linflow.flow` chooses it by default when it is the smaller state
+    (`form="full"` forces the parameters); `FlowSolution.final` is a `TwoLayer`. As for
+    `ThinFactorSystem`, derivatives with respect to the start are exact where $W_1(0)$ has
+    full row rank.
+
+    **Fields:**
+
+    - `factors`: the thin form of `TwoLayer(Phi1.T @ U(0), V(0))` (its state $N$ at $t = 0$
+      and its frame $F$).
+    - `Phi1`, `X1`: the row-space basis ($D \times n$) and $X\Phi_1$ (`RowSpacePropagator`).
+    - `U_perp`: $(I - \Phi_1\Phi_1^\top)U(0)$, shape `(D, h)`, and `U_perp_frame`:
+      $U_\perp F$, shape `(D, q)`.
     """
 
-    propagator: RowSpacePropagator
-    W1_0: Float[Array, "q h"]
+    factors: ThinFactorSystem
+    Phi1: Float[Array, "D n"]
+    X1: Float[Array, "n n"]
     U_perp: Float[Array, "D h"]
+    U_perp_frame: Float[Array, "D q"]
     name = "rowspace"
 
     @classmethod
     def build(cls, model: TwoLayer, X) -> "TwoLayerRowSpaceSystem":
         Phi1, X1 = _rowspace_basis(X)
         U1 = Phi1.T @ model.U
-        W1_0 = jnp.concatenate([U1, model.V], axis=0)
+        factors = ThinFactorSystem.build(TwoLayer(U1, model.V))
         U_perp = model.U - Phi1 @ U1
-        G1_0 = W1_0 @ W1_0.T
-        prop = RowSpacePropagator(Phi1, X1, 0.5 * (G1_0 + G1_0.T), U_perp @ W1_0.T)
-        return cls(prop, W1_0, U_perp)
-
-    def rebased(self, B):
-        return eqx.tree_at(
-            lambda s: (s.propagator, s.W1_0), self, (self.propagator.rebased(B), B @ self.W1_0)
-        )
+        return cls(factors, Phi1, X1, U_perp, U_perp @ factors.frame)
 
     @staticmethod
     def is_smaller(model: TwoLayer, problem: AbstractProblem) -> bool:
@@ -496,6 +495,17 @@ class TwoLayerRowSpaceSystem(_AbstractPropagatorSystem):
             return False
         (n, D), (m, h) = problem.X.shape, model.V.shape
         return n < D and (n + m) ** 2 < (D + m) * h
+
+    def initial_state(self):
+        return self.factors.initial_state()
+
+    def vector_field(self, t, y, problem):
+        del t
+        grads = jax.grad(lambda m: problem.output_loss(self.X1 @ m.predictor()))(y)
+        return jax.tree.map(jnp.negative, grads)
+
+    def predictor(self, y):
+        return self.Phi1 @ y.predictor() + self.U_perp_frame @ y.V.T
 
     @property
     def is_reduced(self) -> bool:
@@ -508,9 +518,8 @@ class TwoLayerRowSpaceSystem(_AbstractPropagatorSystem):
         return None  # TwoLayer's: no cancellation floor
 
     def to_model(self, y):
-        n = self.propagator.X1.shape[0]
-        W1 = y @ self.W1_0
-        return TwoLayer(self.propagator.Phi1 @ W1[:n] + self.U_perp, W1[n:])
+        W1 = self.factors.to_model(y)  # TwoLayer(Phi1^T U, V)
+        return TwoLayer(self.Phi1 @ W1.U + self.U_perp, W1.V)
 
 
 @jax.jit
@@ -546,7 +555,6 @@ __all__ = [
     "RowSpaceLiftedSystem",
     "RowSpacePropagator",
     "TwoLayerRowSpaceSystem",
-    "TwoLayerPropagatorSystem",
-    "SymmetricPropagatorSystem",
+    "ThinFactorSystem",
     "wishart",
 ]

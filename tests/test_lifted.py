@@ -67,8 +67,8 @@ def test_lifted_regression_matches_twolayer(getkey, D, n, m, h, rank, form):
 
 
 @pytest.mark.parametrize("rank", [4, 3])  # X of full row rank, and rank-deficient
-def test_twolayer_default_flows_through_rowspace_propagator(getkey, rank):
-    # n < D and (n + m)^2 < (D + m) h: the default integrates the propagator, and returns
+def test_twolayer_default_flows_through_the_rowspace_form(getkey, rank):
+    # n < D and (n + m)^2 < (D + m) h: the default integrates the thin row-space form, and returns
     # U(t), V(t) themselves; against the parameters' own flow (form="full"), at every save
     # and at the steady state.
     D, n, m, h = 9, 4, 2, 12
@@ -87,7 +87,7 @@ def test_twolayer_default_flows_through_rowspace_propagator(getkey, rank):
         np.testing.assert_allclose(
             getattr(sol.models, name), getattr(ref.models, name), rtol=0, atol=REL * scale
         )
-    # The conserved imbalance U^T U - V^T V (h x h), through the propagator's U(t), V(t).
+    # The conserved imbalance U^T U - V^T V (h x h), through the row-space form's U(t), V(t).
     assert float(sol.conserved_drift()["imbalance"]) < 1e-9
     # To the steady state with the default stop: the same limit as the parameters' flow.
     lim = lf.flow(model, problem)
@@ -241,3 +241,53 @@ def test_lifted_refuses_full_form_and_gd(getkey):
         lf.gd(lm, problem, 1e-3, steps=3)
     with pytest.raises(ValueError, match="predictor of shape"):
         lf.flow(LiftedTwoLayer.gaussian(getkey(), 4, 2, 10, 0.1, 0.1), problem)
+
+
+def test_a_restarted_rowspace_propagator_continues_the_same_flow(getkey):
+    # The lifted row-space form integrates a propagator M; continuing it from state B in new
+    # coordinates (`restarted`: M(t) = M'(t) B, M' = I at the restart) is the same flow: the
+    # rebased form's predictor, model and field at M' equal the original's at M'B, and its
+    # field maps by the same product (d(M'B)/dt = (dM'/dt) B). Exact identities, to rounding.
+    X, Y = jr.normal(getkey(), (5, 20)), jr.normal(getkey(), (5, 2))
+    model = LiftedTwoLayer.from_model(_twolayer(getkey(), 20, 2, 30, 0.3))
+    problem = lf.Regression(X, Y)
+    system = model.flow_system(problem)
+    assert system.name == "lifted-rowspace"
+    q = system.initial_state().shape[0]
+    B = jnp.eye(q) + 0.3 * jr.normal(getkey(), (q, q))
+    rebased, start = system.restarted(B)
+    np.testing.assert_array_equal(start, jnp.eye(q))
+    M = jnp.eye(q) + 0.2 * jr.normal(getkey(), (q, q))
+    np.testing.assert_allclose(system.from_restarted(B, M), M @ B, rtol=1e-14)
+
+    def close(a, b):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-12 * (1 + float(jnp.abs(y).max())))
+
+    close(rebased.predictor(M), system.predictor(M @ B))
+    close(rebased.to_model(M), system.to_model(M @ B))
+    close(rebased.vector_field(0.0, M, problem) @ B, system.vector_field(0.0, M @ B, problem))
+
+
+def test_gradient_through_the_rowspace_form_from_a_small_start(getkey):
+    # A rank-one teacher from scale 1e-4: the flow's end is stiff (Dopri8 spends its budget,
+    # Kvaerno5 finishes). Differentiated in the scale, in both modes, against the parameter
+    # flow's own gradient: two integrations that stop at slightly different times on the
+    # slow manifold of minimisers (the parameters' gradient itself moves by 5e-5 relative
+    # when the stop's rtol goes from 1e-13 to 1e-14, and central differences scatter as
+    # much: 1e-4). Through the row-space propagator this flow ran out of steps.
+    k = jr.PRNGKey
+    X = jr.normal(k(1), (3, 6))
+    problem = lf.Regression(X, X @ (jr.normal(k(2), (6, 1)) @ jr.normal(k(3), (1, 3))))
+    base = lf.TwoLayer(jr.normal(k(9), (6, 12)), jr.normal(k(10), (3, 12)))
+
+    def scalar(scale, form="auto"):
+        model = jax.tree.map(lambda x: scale * x, base)
+        sol = lf.flow(model, problem, stop=lf.Converged(rtol=1e-13), form=form)
+        assert sol.form == {"auto": "rowspace"}.get(form, form)
+        return jnp.sum(sol.final.U**2) - jnp.sum(sol.final.V[:, :2])
+
+    g_full = jax.grad(lambda a: scalar(a, "full"))(1e-4)
+    assert abs(float(g_full)) > 0.1
+    for g in (jax.grad(scalar)(1e-4), jax.jacfwd(scalar)(1e-4)):
+        np.testing.assert_allclose(g, g_full, rtol=1e-4)

@@ -51,7 +51,7 @@ def test_default_on_a_two_layer_net_with_5000_parameters_reaches_the_min_norm_so
     model = lf.invariant_set_init(ki, X, 1, h, scale=0.5)
     assert sum(x.size for x in jax.tree.leaves(model)) >= 5_000
     want = lf.limits.min_norm_solution(X, Y)
-    # The parameters (5,100 states, explicit Dopri8) and the default, the row-space propagator
+    # The parameters (5,100 states, explicit Dopri8) and the default, the row-space form
     # ((n + m)^2 = 441 states) that `TwoLayer.flow_system` picks because it is smaller.
     for form, states in (("full", "full"), ("auto", "rowspace")):
         sol = lf.flow(model, lf.Regression(X, Y), form=form)

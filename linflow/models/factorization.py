@@ -54,19 +54,19 @@ class TwoLayer(AbstractModel):
         return problem.best_of_rank(self.width)
 
     def flow_system(self, problem):
-        r"""The row-space propagator (`linflow.lifted.TwoLayerRowSpaceSystem`, exact, $q^2$
-        states with $q = n + m$) where it applies and is smaller than the $(D + m)h$
+        r"""Thin factors in the row space of $X$ (`linflow.lifted.TwoLayerRowSpaceSystem`,
+        exact, $q^2$ states with $q = n + m$) where it applies and is smaller than the $(D + m)h$
         parameters (regression with a matrix target and $n < D$); else, on any problem, the
-        propagator of the stacked factors (`linflow.lifted.TwoLayerPropagatorSystem`, exact,
-        $q^2$ states with $q = D + m$) where the width exceeds $q$; the parameters otherwise.
-        `form="full"` forces the parameters."""
-        from .._factor_propagator import TwoLayerPropagatorSystem
+        same factorisation of width $q = D + m$ in the row space of the stacked factors
+        (`linflow.lifted.ThinFactorSystem`, exact, $q^2$ states) where the width exceeds $q$;
+        the parameters otherwise. `form="full"` forces the parameters."""
+        from .._thin_factors import ThinFactorSystem
         from ..lifted import TwoLayerRowSpaceSystem
 
         if TwoLayerRowSpaceSystem.is_smaller(self, problem):
             return TwoLayerRowSpaceSystem.build(self, problem.X)
-        if TwoLayerPropagatorSystem.is_smaller(self.U.shape[0] + self.V.shape[0], self.width):
-            return TwoLayerPropagatorSystem.build(self)
+        if ThinFactorSystem.is_smaller(self.U.shape[0] + self.V.shape[0], self.width):
+            return ThinFactorSystem.build(self)
         return super().flow_system(problem)
 
 
@@ -94,13 +94,14 @@ class Symmetric(AbstractModel):
         return problem.best_psd_of_rank(self.U.shape[1])
 
     def flow_system(self, problem):
-        r"""The propagator of $U$ (`linflow.lifted.SymmetricPropagatorSystem`, exact, $n^2$
+        r"""The same factorisation of width $n$ in the row space of $U$
+        (`linflow.lifted.ThinFactorSystem`, exact, $n^2$
         states) where the width $k$ exceeds $n$; the parameters otherwise. `form="full"`
         forces the parameters."""
-        from .._factor_propagator import SymmetricPropagatorSystem
+        from .._thin_factors import ThinFactorSystem
 
-        if SymmetricPropagatorSystem.is_smaller(*self.U.shape):
-            return SymmetricPropagatorSystem.build(self)
+        if ThinFactorSystem.is_smaller(*self.U.shape):
+            return ThinFactorSystem.build(self)
         return super().flow_system(problem)
 
 

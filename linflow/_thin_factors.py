@@ -1,0 +1,100 @@
+r"""Wide factorisations integrated as a thin factorisation in their initial row space.
+
+For `TwoLayer(U, V)` and `Symmetric(U)` on *any* problem, the flow moves the stacked factors
+$Z$ ($q \times h$: $Z = [U; V]$, $q = d_1 + d_2$, or $Z = U$, $q = n$) by a $q \times q$
+matrix that depends on the predictor only,
+
+$$\dot Z = -S(g)\,Z,\qquad g = \nabla L(\Theta),$$
+
+with $S = [[0, g], [g^\top, 0]]$ for $Z = [U; V]$ and $S = g + g^\top$ for $Z = U$. So the rows
+of $Z(t)$ stay in the row space of $Z(0)$. With $F$ ($h \times q$, orthonormal columns) from
+$Z(0)^\top = FR$ (QR), $Z(0) = Z(0)FF^\top$, and the factors are
+
+$$Z(t) = N(t)\,F^\top,\qquad N = ZF\ (q \times q),\qquad \dot N = -S(g)\,N,$$
+
+where $\Theta = UV^\top = N_UN_V^\top$ (or $UU^\top = NN^\top$): $N$ follows the gradient flow
+of the *same* factorisation with width $q$, started at $Z(0)F$. The state has $q^2$ entries
+against the $qh$ parameters: smaller whenever the width exceeds $q$ (matrix sensing and
+completion with many hidden units; e.g. $d_1 = d_2 = 6$, $h = 500$: 144 states instead of
+6,000). `FlowSolution.final` and `sol.models` are the user's own model, $Z(t) = N(t)F^\top$
+exactly at every save, for any start (a rank-deficient or zero $Z(0)$ included: its rows lie
+in the span of $F$ all the same).
+
+Since $F$ is orthonormal, $N$ is $Z$ in an orthonormal basis of its row space: the thin flow
+has the parameter flow's conditioning, step sizes and stiffness, and `linflow.Auto` chooses
+its solver as for the parameters. (Integrating instead the propagator $M$, $Z(t) = M(t)Z(0)$,
+measures errors in coordinates skewed by $Z(0)$; from a small initialisation an explicit
+solver's derivatives then grow without bound on the stiff end of the flow, and implicit
+solvers stall there.)
+
+Derivatives with respect to the start pass through the QR factor $F$: exact where $Z(0)$ has
+full row rank $q$ (any generic start). At a rank-deficient start the row space is not a
+smooth function of $Z(0)$, and so neither is the flow: differentiate `form="full"` there.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._system import AbstractFlowSystem, gradient_field
+from .models._base import AbstractModel
+
+
+class ThinFactorSystem(AbstractFlowSystem):
+    r"""A wide factorisation (`TwoLayer` or `Symmetric`, width $h$ above its $q$ stacked
+    rows) integrated as the same factorisation of width $q$ in the row space of its start
+    (module docstring): the state is the thin model $N = ZF$, its field the thin model's
+    gradient flow, and the wide model $Z = NF^\top$.
+
+    **Fields:**
+
+    - `thin`: the model at $t = 0$ in the frame, every factor $A \mapsto AF$ (width $q$).
+    - `frame`: $F$, shape `(h, q)`, orthonormal columns spanning the start's row space.
+    """
+
+    thin: AbstractModel
+    frame: Float[Array, "h q"]
+    name = "thin"
+
+    @classmethod
+    def build(cls, model: AbstractModel) -> "ThinFactorSystem":
+        """The thin form of `model`, whose array leaves are its factors, each of shape
+        `(rows, h)`."""
+        factors = jax.tree.leaves(eqx.filter(model, eqx.is_array))
+        frame, _ = jnp.linalg.qr(jnp.concatenate(factors, axis=0).T)
+        return cls(_times(model, frame), frame)
+
+    @staticmethod
+    def is_smaller(q: int, h: int) -> bool:
+        """Whether the width-$q$ factorisation has fewer states than the width-$h$ one
+        ($h > q$)."""
+        return h > q
+
+    def initial_state(self):
+        return self.thin
+
+    def vector_field(self, t, y, problem):
+        del t
+        return gradient_field(y, problem)
+
+    def to_model(self, y):
+        return _times(y, self.frame.T)
+
+    def predictor(self, y):
+        return y.predictor()
+
+    def predictor_magnitude(self, y, predictor):
+        del predictor
+        return y.predictor_magnitude()
+
+    @property
+    def is_reduced(self) -> bool:
+        # The same manifold of minimisers as the parameter flow (any rotation of the
+        # factors' columns): no isolated steady state for `linflow.ImplicitAdjoint`.
+        return False
+
+
+def _times(model, B):
+    """`model` with every factor (array leaf) multiplied by `B` on the right."""
+    return jax.tree.map(lambda A: A @ B if eqx.is_array(A) else A, model)
