@@ -27,9 +27,17 @@ measures errors in coordinates skewed by $Z(0)$; from a small initialisation an 
 solver's derivatives then grow without bound on the stiff end of the flow, and implicit
 solvers stall there.)
 
-Derivatives with respect to the start pass through the QR factor $F$: exact where $Z(0)$ has
-full row rank $q$ (any generic start). At a rank-deficient start the row space is not a
-smooth function of $Z(0)$, and so neither is the flow: differentiate `form="full"` there.
+Derivatives with respect to the start: to first order, a perturbed start $Z(0) + \delta$
+moves the predictor only through $\delta F$ (the part outside the span of $F$ meets factors
+inside it in every product), so its flow is the thin flow from $(Z(0) + \delta)F$, with $F$
+held fixed, plus $\delta(I - FF^\top)$ carried along linearly by the propagator
+$M(t) = N(t)N(0)^{-1}$. `to_model` maps back with $N(t)(F^\top + C)$, where $C$ is zero and
+its derivative is $N(0)^{-1}\delta(I - FF^\top)$: the second term. This needs $N(0)$
+invertible, i.e. $Z(0)$ of full row rank $q$ (any generic start). At a start of deficient
+rank (zero factors, `linflow.spectral_init`, `linflow.balanced_init` at widths above $q$)
+the derivative outside the span of $F$ is not held by the thin state, and derivatives with
+respect to the start come out NaN: differentiate `form="full"` there. Derivatives with
+respect to anything else (the data, a loss parameter) are exact at any start.
 """
 
 import equinox as eqx
@@ -37,6 +45,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._adjoint import poison_tangent
 from ._system import AbstractFlowSystem, gradient_field
 from .models._base import AbstractModel
 
@@ -50,20 +59,34 @@ class ThinFactorSystem(AbstractFlowSystem):
     **Fields:**
 
     - `thin`: the model at $t = 0$ in the frame, every factor $A \mapsto AF$ (width $q$).
-    - `frame`: $F$, shape `(h, q)`, orthonormal columns spanning the start's row space.
+    - `back`: $F^\top + C$, shape `(q, h)`: the wide factors are $N(t)$ times it (module
+      docstring: $C$ is zero and carries the derivative outside $F$). (Where $h \le q$, as
+      the row-space form of `linflow.lifted.TwoLayerRowSpaceSystem` may have, $F$ is
+      $h \times h$ orthogonal, $N$ is $q \times h$ and `back` is $F^\top$.)
     """
 
     thin: AbstractModel
-    frame: Float[Array, "h q"]
+    back: Float[Array, "q h"]
     name = "thin"
 
     @classmethod
     def build(cls, model: AbstractModel) -> "ThinFactorSystem":
         """The thin form of `model`, whose array leaves are its factors, each of shape
         `(rows, h)`."""
-        factors = jax.tree.leaves(eqx.filter(model, eqx.is_array))
-        frame, _ = jnp.linalg.qr(jnp.concatenate(factors, axis=0).T)
-        return cls(_times(model, frame), frame)
+        Z0 = jnp.concatenate(jax.tree.leaves(eqx.filter(model, eqx.is_array)), axis=0)
+        # F only carries values: the derivative of the start enters through Z0 F and C.
+        frame = jax.lax.stop_gradient(jnp.linalg.qr(Z0.T)[0])
+        if frame.shape[0] == frame.shape[1]:  # h <= q: F is square, nothing lies outside it
+            return cls(_times(model, frame), frame.T)
+        N0 = Z0 @ frame
+        s = jnp.linalg.svd(jax.lax.stop_gradient(N0), compute_uv=False)
+        eps = jnp.finfo(N0.dtype).eps
+        full_rank = s[-1] > jnp.sqrt(eps) * s[0]
+        zero = Z0 - jax.lax.stop_gradient(Z0)  # 0, with the start's derivative
+        outside = zero - (zero @ frame) @ frame.T
+        safe = jnp.where(full_rank, N0, jnp.eye(N0.shape[0], dtype=N0.dtype))
+        C = poison_tangent(jnp.linalg.solve(safe, outside), full_rank)
+        return cls(_times(model, frame), frame.T + C)
 
     @staticmethod
     def is_smaller(q: int, h: int) -> bool:
@@ -79,7 +102,7 @@ class ThinFactorSystem(AbstractFlowSystem):
         return gradient_field(y, problem)
 
     def to_model(self, y):
-        return _times(y, self.frame.T)
+        return _times(y, self.back)
 
     def predictor(self, y):
         return y.predictor()

@@ -46,6 +46,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._adjoint import poison_tangent
 from ._checks import is_concrete
 from ._propagator_form import AbstractPropagatorForm
 from ._system import AbstractFlowSystem
@@ -358,9 +359,10 @@ class RowSpacePropagator(eqx.Module):
     $g_1 = X_1^\top\nabla\ell(X_1\Theta_1)$, $X_1 = X\Phi_1$,
     $\Theta_1 = (MG_1(0)M^\top)_{[:n,\,n:]}$, and the predictor
     $\Theta = \Phi_1\Theta_1 + N_0M_{[n:]}^\top$ with $N_0 = \Phi_2U_2W_1(0)^\top$.
-    $\Phi_1$ ($D\times n$) holds the right singular vectors of $X$; columns for singular
-    values below $\max(n, D)\,\varepsilon\,\sigma_1$ are zero (those directions are treated
-    as null space), so the static shape does not depend on the numerical rank.
+    $\Phi_1$ ($D\times n$, orthonormal columns, from the QR factorisation of $X^\top$) spans
+    a space that contains the row space of $X$ whatever its rank, so the static shape does
+    not depend on the numerical rank (directions of $\Phi_1$ outside the row space simply
+    see no gradient).
 
     The state of `RowSpaceLiftedSystem`, which maps $M$ to the Gram matrix.
     """
@@ -461,22 +463,22 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
     200,500. `linflow.flow` chooses it by default when it is the smaller state
     (`form="full"` forces the parameters); `FlowSolution.final` is a `TwoLayer`. As for
     `ThinFactorSystem`, derivatives with respect to the start are exact where $W_1(0)$ has
-    full row rank.
+    full row rank, and NaN where it does not.
 
     **Fields:**
 
-    - `factors`: the thin form of `TwoLayer(Phi1.T @ U(0), V(0))` (its state $N$ at $t = 0$
-      and its frame $F$).
+    - `factors`: the thin form of `TwoLayer(Phi1.T @ U(0), V(0))` (its state $N$ at $t = 0$,
+      and $F^\top$ with the term that carries the derivative outside it, `back`).
     - `Phi1`, `X1`: the row-space basis ($D \times n$) and $X\Phi_1$ (`RowSpacePropagator`).
-    - `U_perp`: $(I - \Phi_1\Phi_1^\top)U(0)$, shape `(D, h)`, and `U_perp_frame`:
-      $U_\perp F$, shape `(D, q)`.
+    - `U_perp`: $(I - \Phi_1\Phi_1^\top)U(0)$, shape `(D, h)`, and `U_perp_back`:
+      $U_\perp F$ (`U_perp @ factors.back.T`), shape `(D, q)`.
     """
 
     factors: ThinFactorSystem
     Phi1: Float[Array, "D n"]
     X1: Float[Array, "n n"]
     U_perp: Float[Array, "D h"]
-    U_perp_frame: Float[Array, "D q"]
+    U_perp_back: Float[Array, "D q"]
     name = "rowspace"
 
     @classmethod
@@ -485,7 +487,7 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
         U1 = Phi1.T @ model.U
         factors = ThinFactorSystem.build(TwoLayer(U1, model.V))
         U_perp = model.U - Phi1 @ U1
-        return cls(factors, Phi1, X1, U_perp, U_perp @ factors.frame)
+        return cls(factors, Phi1, X1, U_perp, U_perp @ factors.back.T)
 
     @staticmethod
     def is_smaller(model: TwoLayer, problem: AbstractProblem) -> bool:
@@ -505,7 +507,7 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
         return jax.tree.map(jnp.negative, grads)
 
     def predictor(self, y):
-        return self.Phi1 @ y.predictor() + self.U_perp_frame @ y.V.T
+        return self.Phi1 @ y.predictor() + self.U_perp_back @ y.V.T
 
     @property
     def is_reduced(self) -> bool:
@@ -524,9 +526,12 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
 
 @jax.jit
 def _rowspace_basis(X):
-    _, s, Vh = jnp.linalg.svd(X, full_matrices=False)
-    tol = s[0] * max(X.shape) * jnp.finfo(X.dtype).eps
-    Phi1 = Vh.T * (s > tol)[None, :]
+    # Q of X^T = QR spans the row space of X whatever its rank (n >= rank columns). Its
+    # derivative is exact where X has full row rank (also with repeated singular values,
+    # where singular vectors have none); at a rank-deficient X it is NaN, not a wrong number.
+    Phi1 = jnp.linalg.qr(X.T)[0]
+    s = jnp.linalg.svd(jax.lax.stop_gradient(X), compute_uv=False)
+    Phi1 = poison_tangent(Phi1, s[-1] > jnp.sqrt(jnp.finfo(X.dtype).eps) * s[0])
     return Phi1, X @ Phi1
 
 

@@ -247,3 +247,56 @@ def test_thin_form_is_exact_from_any_start(getkey, which):
     kw = dict(saveat=lf.SaveAt(ts=TS), stop=None, t1=4.0, solver=TIGHT)
     sol, ref = lf.flow(model, problem, **kw), lf.flow(model, problem, form="full", **kw)
     _assert_paths_agree(sol, ref, ("U", "V"))
+
+
+@pytest.mark.parametrize("which", ["thin", "rowspace"])
+def test_gradient_in_any_direction_of_a_generic_start(getkey, which):
+    # Not only along the start's own scale (which stays in its row space): a random
+    # direction of (U, V), whose flow leaves the row space of the start to first order.
+    # Against the parameter flow's gradient and central differences (both modes).
+    if which == "thin":
+        problem = _problems(getkey())["sensing"]
+        model = _twolayer(getkey(), 4, 3, 20, scale=0.3)
+    else:
+        X = jr.normal(getkey(), (5, 12)) / 2
+        problem = lf.Regression(X, jr.normal(getkey(), (5, 2)))
+        model = _twolayer(getkey(), 12, 2, 30, scale=0.3)
+    direction = jax.tree.map(lambda x: jr.normal(getkey(), x.shape), model)
+    probe = jax.tree.map(lambda x: jr.normal(getkey(), x.shape), model)
+
+    def scalar(eps, form="auto"):
+        start = jax.tree.map(lambda m, d: m + eps * d, model, direction)
+        sol = lf.flow(start, problem, stop=None, t1=2.0, solver=TIGHT, form=form)
+        assert sol.form == (which if form == "auto" else "full")
+        return sum(
+            jnp.sum(a * b) for a, b in zip(jax.tree.leaves(sol.final), jax.tree.leaves(probe))
+        )
+
+    g_full = jax.grad(lambda e: scalar(e, "full"))(0.0)
+    h = 1e-4
+    central = (scalar(h) - scalar(-h)) / (2 * h)
+    np.testing.assert_allclose(central, g_full, rtol=1e-6)  # the reference itself
+    for g in (jax.grad(scalar)(0.0), jax.jacfwd(scalar)(0.0)):
+        np.testing.assert_allclose(g, g_full, rtol=1e-9)
+
+
+def test_rank_deficient_start_gives_nan_derivatives_not_wrong_ones():
+    # `spectral_init` has rank min(m, n) = 3 < q = 7: a perturbed start leaves the span the
+    # thin state holds, so its derivatives in the start are not available there (NaN, never a
+    # wrong number: the parameter flow's is 2.76 here). Derivatives in the data are, at any
+    # start: d/dY of the final loss against the parameter flow's.
+    Y = jr.normal(jr.PRNGKey(1), (4, 3))
+
+    def final(x0, target, form="auto"):
+        model = lf.spectral_init(Y, 12, x0, 0.5, key=jr.PRNGKey(3))
+        problem = lf.Factorization(target)
+        sol = lf.flow(model, problem, stop=None, t1=1.0, solver=TIGHT, form=form)
+        assert sol.form == ("thin" if form == "auto" else "full")
+        return jnp.sum(sol.final.U**2) + problem.loss(sol.final_predictor)
+
+    g = jax.grad(final)(0.1, Y)
+    assert np.isnan(float(g))
+    assert np.isfinite(float(jax.grad(lambda x: final(x, Y, "full"))(0.1)))
+    dY = jax.grad(final, argnums=1)(0.1, Y)
+    dY_full = jax.grad(lambda y: final(0.1, y, "full"))(Y)
+    np.testing.assert_allclose(dY, dY_full, rtol=1e-8, atol=1e-10)
