@@ -112,3 +112,29 @@ def test_grad_of_a_flow_that_did_not_converge_is_not_silent(prob):
 def test_implicit_adjoint_refuses_the_full_form(prob):
     with pytest.raises(ValueError, match="isolated steady state"):
         lf.flow(lf.DiagonalNet.unbiased(D, 0.3), prob, form="full", adjoint=lf.ImplicitAdjoint())
+
+
+@pytest.mark.parametrize("which", ["diagonal", "two-layer"])
+def test_grad_in_the_data_with_repeated_singular_values(which):
+    # X with orthonormal rows (unit singular values: Min et al.'s data): X X^T has one
+    # eigenvalue of multiplicity n, where an eigenbasis has no derivative. The flow's outputs
+    # depend on X smoothly (the projector on its range is constant, I); the gradient of the
+    # final loss in X along a random direction against central differences (step 1e-5 of
+    # unit entries: truncation ~1e-10; the flow's own tolerance ~1e-10 over the step: 1e-5).
+    X = jnp.eye(5, 12)
+    Y = jr.normal(jr.PRNGKey(1), (5,) if which == "diagonal" else (5, 2))
+    if which == "diagonal":
+        model = lf.DiagonalNet.unbiased(12, 0.1)
+    else:
+        ku, kv = jr.split(jr.PRNGKey(2))
+        model = lf.TwoLayer(0.3 * jr.normal(ku, (12, 4)), 0.3 * jr.normal(kv, (2, 4)))
+    direction = jr.normal(jr.PRNGKey(3), X.shape)
+
+    def final_loss(X):
+        return lf.flow(model, lf.Regression(X, Y), stop=None, t1=2.0).losses[-1]
+
+    g = jnp.sum(jax.grad(final_loss)(X) * direction)
+    h = 1e-5
+    central = (final_loss(X + h * direction) - final_loss(X - h * direction)) / (2 * h)
+    assert abs(float(central)) > 1e-3
+    np.testing.assert_allclose(g, central, rtol=1e-5)

@@ -273,3 +273,23 @@ def test_closed_forms_reject_bad_values():
         limits.spectral_singular_values(jnp.ones(1), jnp.ones(1), jnp.ones(1), jnp.nan)
     with pytest.raises(ValueError, match="V0"):
         limits.spectral_factorization_solution(Y, jnp.eye(2), jnp.full((2, 2), jnp.inf), 1.0)
+
+
+def test_spectral_init_differentiates_in_its_scale_and_imbalance():
+    # Against central differences (step 1e-5: truncation ~1e-10, rounding ~1e-11), at an
+    # imbalance > 0, where the other branch of V's formula (sqrt(-lambda0)) is not taken
+    # and must not turn the derivative into NaN.
+    Y = jr.normal(jr.PRNGKey(1), (4, 3))
+
+    def f(x0, lam):
+        model = linflow.spectral_init(Y, 5, x0, lam)
+        return jnp.sum(model.V) + jnp.sum(model.U**2)
+
+    h = 1e-5
+    for argnum, (x0, lam) in ((1, (0.1, 0.5)), (0, (0.1, 0.5)), (1, (0.1, -0.5))):
+        g = jax.grad(f, argnums=argnum)(x0, lam)
+        step = [0.0, 0.0]
+        step[argnum] = h
+        central = (f(x0 + step[0], lam + step[1]) - f(x0 - step[0], lam - step[1])) / (2 * h)
+        assert np.isfinite(float(g))
+        np.testing.assert_allclose(g, central, rtol=1e-6)

@@ -174,8 +174,8 @@ def invariant_set_init(
 def spectral_init(
     Y: Float[Array, "m n"],
     k: int,
-    x0: float | Float[Array, " p"],
-    lambda0: float | Float[Array, " p"],
+    x0: float | Float[Array, ""] | Float[Array, " p"],
+    lambda0: float | Float[Array, ""] | Float[Array, " p"],
     key: PRNGKeyArray | None = None,
 ) -> TwoLayer:
     r"""The asymmetric spectral initialisation (Tarmoun et al. 2021, Def. 3) with a scalar
@@ -207,7 +207,13 @@ def spectral_init(
     x0 = jnp.broadcast_to(jnp.asarray(x0, Y.dtype), (p,))
     lam = jnp.broadcast_to(jnp.asarray(lambda0, Y.dtype), (p,))
     u = jnp.sqrt(0.5 * (lam + jnp.sqrt(lam**2 + 4.0 * x0**2)))
-    v = jnp.where(u > 0, x0 / jnp.where(u > 0, u, 1.0), jnp.sqrt(jnp.maximum(-lam, 0.0)))
+    # Each branch's argument is kept finite where the other is taken, so that neither
+    # branch's derivative is inf there (which `where` would turn into NaN).
+    v = jnp.where(
+        u > 0,
+        x0 / jnp.where(u > 0, u, 1.0),
+        jnp.sqrt(jnp.where(u > 0, 1.0, jnp.maximum(-lam, 0.0))),
+    )
     G = _orthonormal_columns(key, k, k, Y.dtype)
     Ub = jnp.zeros((p, k), Y.dtype).at[jnp.arange(p), jnp.arange(p)].set(u)
     Vb = jnp.zeros((p, k), Y.dtype).at[jnp.arange(p), jnp.arange(p)].set(v)

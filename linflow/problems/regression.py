@@ -20,7 +20,7 @@ class Regression(AbstractProblem):
 
     X: Float[Array, "n d"]
     Y: Float[Array, "n ..."]
-    range_basis: Float[Array, "n r"]
+    range_projector: Float[Array, "n n"]
 
     def __init__(self, X, Y):
         X = as_float_array(X, "X", ndim=2)
@@ -31,7 +31,7 @@ class Regression(AbstractProblem):
             )
         self.X = check_finite(X, "X")
         self.Y = check_finite(Y, "Y")
-        self.range_basis = _range_basis(self.X)
+        self.range_projector = _range_projector(self.X)
 
     @property
     def n_samples(self) -> int:
@@ -63,12 +63,12 @@ class Regression(AbstractProblem):
 
         Equals $\sqrt{(L-L^\star)/(L(0)-L^\star)}$ exactly, computed without the cancellation
         of subtracting $L^\star$ (so it reaches $10^{-14}$ on noisy, non-interpolating data)."""
-        num = jnp.sqrt(jnp.sum((self.range_basis.T @ self.residual(predictor)) ** 2))
+        num = jnp.sqrt(jnp.sum((self.range_projector @ self.residual(predictor)) ** 2))
         return num / self._projected_target_norm()
 
     def _projected_target_norm(self):
         r"""$\|PY\|$ (1 where it is 0), the scale of the relative excess."""
-        den = jnp.sqrt(jnp.sum((self.range_basis.T @ self.Y) ** 2))
+        den = jnp.sqrt(jnp.sum((self.range_projector @ self.Y) ** 2))
         return jnp.where(den > 0, den, 1.0)
 
     def excess_floor(self, magnitude):
@@ -88,11 +88,12 @@ class Regression(AbstractProblem):
         return 1.0 / jnp.sum(self.X**2).clip(min=1e-300)
 
 
-def _range_basis(X):
-    """An orthonormal basis of the column space of `X` (n x rank), from the n x n Gram matrix
-    so that d = 10^6 features cost O(n^2 d), never O(d^2)."""
+def _range_projector(X):
+    r"""The orthogonal projector $P = G G^+$ on the column space of `X` ($G = XX^\top$, n x n,
+    so that d = 10^6 features cost O(n^2 d), never O(d^2)). Singular values of `X` below
+    $\sqrt{\max(n, d)\,\varepsilon}$ of the largest count as zero. Formed through the
+    pseudo-inverse, whose derivative holds wherever the rank does not change (an
+    eigenbasis of $G$ has none where eigenvalues repeat, e.g. orthonormal rows)."""
     G = X @ X.T
-    evals, evecs = jnp.linalg.eigh(G)
-    tol = evals[-1] * max(X.shape) * jnp.finfo(X.dtype).eps
-    # Keep the static shape (vmap/jit friendly): zero the columns of the null space.
-    return evecs * (evals > tol)[None, :]
+    P = G @ jnp.linalg.pinv(G, rtol=max(X.shape) * jnp.finfo(X.dtype).eps, hermitian=True)
+    return 0.5 * (P + P.T)
