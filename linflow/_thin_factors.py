@@ -27,17 +27,14 @@ measures errors in coordinates skewed by $Z(0)$; from a small initialisation an 
 solver's derivatives then grow without bound on the stiff end of the flow, and implicit
 solvers stall there.)
 
-Derivatives with respect to the start: to first order, a perturbed start $Z(0) + \delta$
-moves the predictor only through $\delta F$ (the part outside the span of $F$ meets factors
-inside it in every product), so its flow is the thin flow from $(Z(0) + \delta)F$, with $F$
-held fixed, plus $\delta(I - FF^\top)$ carried along linearly by the propagator
-$M(t) = N(t)N(0)^{-1}$. `to_model` maps back with $N(t)(F^\top + C)$, where $C$ is zero and
-its derivative is $N(0)^{-1}\delta(I - FF^\top)$: the second term. This needs $N(0)$
-invertible, i.e. $Z(0)$ of full row rank $q$ (any generic start). At a start of deficient
-rank (zero factors, `linflow.spectral_init`, `linflow.balanced_init` at widths above $q$)
-the derivative outside the span of $F$ is not held by the thin state, and derivatives with
-respect to the start come out NaN: differentiate `form="full"` there. Derivatives with
-respect to anything else (the data, a loss parameter) are exact at any start.
+Derivatives with respect to the start pass through the QR factor $F$, which follows the start
+smoothly where it has full row rank $q$ (any generic start): there $Z = ZFF^\top$ holds for
+every start nearby, so derivatives of every order are the parameter flow's. At a start of
+deficient row rank (zero factors; `linflow.spectral_init` and `linflow.balanced_init` at
+widths above $q$; the smallest singular value below $\sqrt\varepsilon$ of the largest) a
+perturbed start leaves the span of $F$, and derivatives with respect to the start come out
+NaN, never a wrong number: differentiate `form="full"` there. Derivatives with respect to the
+problem's data are exact from any start.
 """
 
 import equinox as eqx
@@ -59,10 +56,9 @@ class ThinFactorSystem(AbstractFlowSystem):
     **Fields:**
 
     - `thin`: the model at $t = 0$ in the frame, every factor $A \mapsto AF$ (width $q$).
-    - `back`: $F^\top + C$, shape `(q, h)`: the wide factors are $N(t)$ times it (module
-      docstring: $C$ is zero and carries the derivative outside $F$). (Where $h \le q$, as
-      the row-space form of `linflow.lifted.TwoLayerRowSpaceSystem` may have, $F$ is
-      $h \times h$ orthogonal, $N$ is $q \times h$ and `back` is $F^\top$.)
+    - `back`: $F^\top$, shape `(q, h)`: the wide factors are $N(t)F^\top$. (Where $h \le q$,
+      as the row-space form of `linflow.lifted.TwoLayerRowSpaceSystem` may have, $F$ is
+      $h \times h$ orthogonal and $N$ is $q \times h$.)
     """
 
     thin: AbstractModel
@@ -74,19 +70,17 @@ class ThinFactorSystem(AbstractFlowSystem):
         """The thin form of `model`, whose array leaves are its factors, each of shape
         `(rows, h)`."""
         Z0 = jnp.concatenate(jax.tree.leaves(eqx.filter(model, eqx.is_array)), axis=0)
-        # F only carries values: the derivative of the start enters through Z0 F and C.
-        frame = jax.lax.stop_gradient(jnp.linalg.qr(Z0.T)[0])
-        if frame.shape[0] == frame.shape[1]:  # h <= q: F is square, nothing lies outside it
-            return cls(_times(model, frame), frame.T)
-        N0 = Z0 @ frame
-        s = jnp.linalg.svd(jax.lax.stop_gradient(N0), compute_uv=False)
-        eps = jnp.finfo(N0.dtype).eps
-        full_rank = s[-1] > jnp.sqrt(eps) * s[0]
-        zero = Z0 - jax.lax.stop_gradient(Z0)  # 0, with the start's derivative
-        outside = zero - (zero @ frame) @ frame.T
-        safe = jnp.where(full_rank, N0, jnp.eye(N0.shape[0], dtype=N0.dtype))
-        C = poison_tangent(jnp.linalg.solve(safe, outside), full_rank)
-        return cls(_times(model, frame), frame.T + C)
+        frame = jnp.linalg.qr(Z0.T)[0]
+        if frame.shape[0] == frame.shape[1]:
+            # h <= q: F is square, Z = Z F F^T for every Z, and F needs no derivative.
+            frame = jax.lax.stop_gradient(frame)
+        else:
+            # Where the start has full row rank, F follows it smoothly and Z = Z F F^T holds
+            # near it; where it does not, a perturbed start leaves the span of F.
+            s = jnp.linalg.svd(jax.lax.stop_gradient(Z0), compute_uv=False)
+            full_rank = s[-1] > jnp.sqrt(jnp.finfo(Z0.dtype).eps) * s[0]
+            frame = poison_tangent(frame, full_rank)
+        return cls(_times(model, frame), frame.T)
 
     @staticmethod
     def is_smaller(q: int, h: int) -> bool:

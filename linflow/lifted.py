@@ -462,8 +462,9 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
     Min et al.'s setting ($D = 400$, $n = 100$, $m = 1$, $h = 500$), 10,201 instead of
     200,500. `linflow.flow` chooses it by default when it is the smaller state
     (`form="full"` forces the parameters); `FlowSolution.final` is a `TwoLayer`. As for
-    `ThinFactorSystem`, derivatives with respect to the start are exact where $W_1(0)$ has
-    full row rank, and NaN where it does not.
+    `ThinFactorSystem`, derivatives with respect to the start (and to $X$, which enters it
+    through $\Phi_1^\top U$) are exact where $W_1(0)$ has full row rank, and NaN where it
+    does not.
 
     **Fields:**
 

@@ -252,8 +252,9 @@ def test_thin_form_is_exact_from_any_start(getkey, which):
 @pytest.mark.parametrize("which", ["thin", "rowspace"])
 def test_gradient_in_any_direction_of_a_generic_start(getkey, which):
     # Not only along the start's own scale (which stays in its row space): a random
-    # direction of (U, V), whose flow leaves the row space of the start to first order.
-    # Against the parameter flow's gradient and central differences (both modes).
+    # direction of (U, V), whose flow leaves the row space of the start. Against the
+    # parameter flow's gradient and central differences (both modes), and the second
+    # derivative against the parameter flow's (1e-7: two integrations' truncation).
     if which == "thin":
         problem = _problems(getkey())["sensing"]
         model = _twolayer(getkey(), 4, 3, 20, scale=0.3)
@@ -278,6 +279,9 @@ def test_gradient_in_any_direction_of_a_generic_start(getkey, which):
     np.testing.assert_allclose(central, g_full, rtol=1e-6)  # the reference itself
     for g in (jax.grad(scalar)(0.0), jax.jacfwd(scalar)(0.0)):
         np.testing.assert_allclose(g, g_full, rtol=1e-9)
+    second = jax.hessian(lambda e: scalar(e, "full"))(0.0)
+    assert abs(float(second)) > 1e-3
+    np.testing.assert_allclose(jax.hessian(scalar)(0.0), second, rtol=1e-7)
 
 
 def test_rank_deficient_start_gives_nan_derivatives_not_wrong_ones():
