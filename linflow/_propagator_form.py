@@ -3,7 +3,7 @@ r"""Forms whose state is the propagator of a linear ODE that moves the model fro
 import abc
 
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Float
 
 from ._system import AbstractFlowSystem
 
@@ -32,13 +32,9 @@ class AbstractPropagatorForm(AbstractFlowSystem):
         return y @ start
 
     def is_still(self, f, dpredictor):
-        return predictor_still(dpredictor)
-
-
-def predictor_still(dpredictor: Float[Array, "..."]) -> Bool[Array, ""]:
-    r"""`AbstractFlowSystem.is_still` for a propagator $M$ of a model $Z = MZ_0$: whether the
-    predictor stands still. $\dot M = A(t)M$ need not vanish from $Z_0 = 0$, where nothing
-    moves; along a gradient flow the predictor stands still exactly when the model does
-    ($\dot L = \nabla L\cdot\dot\Theta = -\|\nabla_Z L\|^2$), and it costs nothing more
-    to read (the stop forms $\dot\Theta$ for $\dot L$)."""
-    return jnp.all(dpredictor == 0)
+        r"""Whether the predictor stands still. $\dot M = A(t)M$ need not vanish from
+        $Z_0 = 0$, where nothing moves; along a gradient flow the predictor stands still
+        exactly when the model does ($\dot L = \nabla L\cdot\dot\Theta = -\|\nabla_Z L\|^2$),
+        and it costs nothing more to read (the stop forms $\dot\Theta$ for $\dot L$)."""
+        del f
+        return jnp.all(dpredictor == 0)

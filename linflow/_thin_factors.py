@@ -70,16 +70,7 @@ class ThinFactorSystem(AbstractFlowSystem):
         """The thin form of `model`, whose array leaves are its factors, each of shape
         `(rows, h)`."""
         Z0 = jnp.concatenate(jax.tree.leaves(eqx.filter(model, eqx.is_array)), axis=0)
-        frame = jnp.linalg.qr(Z0.T)[0]
-        if frame.shape[0] == frame.shape[1]:
-            # h <= q: F is square, Z = Z F F^T for every Z, and F needs no derivative.
-            frame = jax.lax.stop_gradient(frame)
-        else:
-            # Where the start has full row rank, F follows it smoothly and Z = Z F F^T holds
-            # near it; where it does not, a perturbed start leaves the span of F.
-            s = jnp.linalg.svd(jax.lax.stop_gradient(Z0), compute_uv=False)
-            full_rank = s[-1] > jnp.sqrt(jnp.finfo(Z0.dtype).eps) * s[0]
-            frame = poison_tangent(frame, full_rank)
+        frame = row_space_basis(Z0)
         return cls(_times(model, frame), frame.T)
 
     @staticmethod
@@ -110,6 +101,23 @@ class ThinFactorSystem(AbstractFlowSystem):
         # The same manifold of minimisers as the parameter flow (any rotation of the
         # factors' columns): no isolated steady state for `linflow.ImplicitAdjoint`.
         return False
+
+
+def row_space_basis(A: Float[Array, "q h"]) -> Float[Array, "h r"]:
+    r"""$Q$ of $A^\top = QR$: orthonormal columns ($r = \min(q, h)$) whose span contains the
+    row space of $A$ whatever its rank, so $A = AQQ^\top$.
+
+    Where $A$ has full row rank $q < h$, $Q$ follows $A$ smoothly and $A' = A'QQ^\top$ holds
+    for every $A'$ nearby, so derivatives through it are exact; where it does not (smallest
+    singular value at most $\sqrt\varepsilon$ of the largest), a perturbed $A$ leaves the
+    span of $Q$, and the derivative of $Q$ is NaN, never a wrong number. Where $h \le q$, $Q$
+    is square and orthogonal, the identity holds for every $A$, and $Q$ carries no
+    derivative."""
+    Q = jnp.linalg.qr(A.T)[0]
+    if Q.shape[0] == Q.shape[1]:
+        return jax.lax.stop_gradient(Q)
+    s = jnp.linalg.svd(jax.lax.stop_gradient(A), compute_uv=False)
+    return poison_tangent(Q, s[-1] > jnp.sqrt(jnp.finfo(A.dtype).eps) * s[0])
 
 
 def _times(model, B):

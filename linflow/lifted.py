@@ -46,11 +46,10 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._adjoint import poison_tangent
 from ._checks import is_concrete
 from ._propagator_form import AbstractPropagatorForm
 from ._system import AbstractFlowSystem
-from ._thin_factors import ThinFactorSystem
+from ._thin_factors import ThinFactorSystem, row_space_basis
 from .models._base import AbstractModel
 from .models.factorization import Symmetric, TwoLayer
 from .problems import AbstractProblem, Regression
@@ -527,12 +526,9 @@ class TwoLayerRowSpaceSystem(AbstractFlowSystem):
 
 @jax.jit
 def _rowspace_basis(X):
-    # Q of X^T = QR spans the row space of X whatever its rank (n >= rank columns). Its
-    # derivative is exact where X has full row rank (also with repeated singular values,
+    # Its derivative is exact where X has full row rank (also with repeated singular values,
     # where singular vectors have none); at a rank-deficient X it is NaN, not a wrong number.
-    Phi1 = jnp.linalg.qr(X.T)[0]
-    s = jnp.linalg.svd(jax.lax.stop_gradient(X), compute_uv=False)
-    Phi1 = poison_tangent(Phi1, s[-1] > jnp.sqrt(jnp.finfo(X.dtype).eps) * s[0])
+    Phi1 = row_space_basis(X)
     return Phi1, X @ Phi1
 
 
